@@ -1,1 +1,1 @@
-"""katadeploy.runtime"""
+"""katadeploy.runtime: evaluators that turn encoded positions into raw net outputs, one module per runtime."""

