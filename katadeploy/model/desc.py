@@ -11,7 +11,6 @@ Contract:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -171,7 +170,7 @@ class FFNBlock:
     linear2: MatMul
 
 
-Block = Union[OrdinaryBlock, GPoolBlock, NestedBottleneckBlock, AttentionBlock, FFNBlock]
+Block = OrdinaryBlock | GPoolBlock | NestedBottleneckBlock | AttentionBlock | FFNBlock
 
 BLOCK_KINDS = {
     OrdinaryBlock: "ordinary_block",

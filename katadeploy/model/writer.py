@@ -40,7 +40,7 @@ class _Out:
         if self.binary:
             self.parts.append(b"@BIN@" + flat.astype("<f4").tobytes() + b"\n")
         else:
-            self.parts.append(("\n".join("%.9g" % x for x in flat.tolist()) + "\n").encode("ascii"))
+            self.parts.append(("\n".join(f"{x:.9g}" for x in flat.tolist()) + "\n").encode("ascii"))
 
     def conv(self, c: d.Conv) -> None:
         oc, ic, ky, kx = c.weight.shape
