@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--policy-optimism", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--human-profile", help="humanSLProfile for human-SL nets, e.g. rank_9d, preaz_3k, proyear_1990")
     p.add_argument("--skip-bad", action="store_true", help="report bad positions on stderr and evaluate the rest")
     p.add_argument("-o", "--output", help="write JSON lines here instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -121,7 +122,8 @@ def cmd_raw_nn(args: argparse.Namespace) -> int:
         with Progress(len(states), "raw-nn", quiet=args.quiet) as bar:
             for state, raw in raw_nn(evaluator, model, states, nn_x=args.nn_size, nn_y=args.nn_size,
                                      symmetry=args.symmetry, batch_size=args.batch,
-                                     policy_optimism=args.policy_optimism, on_batch=bar.advance):  # fmt: skip
+                                     policy_optimism=args.policy_optimism, human_profile=args.human_profile,
+                                     on_batch=bar.advance):  # fmt: skip
                 out.write(json.dumps({"id": state.id, "raw": raw}) + "\n")
             out.flush()
     finally:
