@@ -41,6 +41,7 @@ from katadeploy.go.coords import (
     get_loc,
     loc_of_string,
     loc_to_string,
+    sqrt_board_area,
 )
 
 __all__ = [
@@ -442,6 +443,9 @@ class Board:
 
     __copy__ = copy
 
+    def __deepcopy__(self, memo: dict) -> Board:
+        return self.copy()
+
     # -----------------------------------------------------------------------------------------------------
     # Geometry
 
@@ -463,12 +467,8 @@ class Board:
         return loc_to_string(loc, self.x_size, self.y_size)
 
     def sqrt_board_area(self) -> float:
-        """``sqrt(x_size*y_size)``."""
-        from math import sqrt
-
-        if self.x_size == self.y_size:
-            return float(self.x_size)
-        return sqrt(self.x_size * self.y_size)
+        """``sqrt(x_size*y_size)`` (exactly ``x_size`` for square boards)."""
+        return sqrt_board_area(self.x_size, self.y_size)
 
     def is_on_board(self, loc: int) -> bool:
         """True for a loc inside the board (not wall, not out of range)."""
@@ -796,18 +796,6 @@ class Board:
                 if libs > 1:
                     total += libs * 2 - 3
         return total
-
-    def _is_liberty_of(self, loc: int, head_loc: int) -> bool:
-        colors = self.colors
-        head = self.chain_head
-        color = colors[head_loc]
-        b0, b1, b2, b3 = self.adj4[loc]
-        return (
-            (colors[b0] == color and head[b0] == head_loc)
-            or (colors[b1] == color and head[b1] == head_loc)
-            or (colors[b2] == color and head[b2] == head_loc)
-            or (colors[b3] == color and head[b3] == head_loc)
-        )
 
     # -----------------------------------------------------------------------------------------------------
     # Hashes
@@ -1241,16 +1229,19 @@ class Board:
 
     def _rebuild_chain(self, loc: int, pla: int) -> None:
         # Re-link an existing chain (whose stones' heads point to an invalid loc) under head loc, counting its
-        # liberties. Same depth-first order as KataGo's recursive rebuildChainHelper, with an explicit stack.
+        # liberties. Same depth-first order as KataGo's recursive rebuildChainHelper, with an explicit stack:
+        # a stone's new liberties are counted before it joins, then its neighbours are visited in adj4 order.
         colors = self.colors
         head = self.chain_head
         nxt = self.next_in_chain
         adj4 = self.adj4
         libs_added = 0
         count = 0
-
-        def visit(stone: int, tail_target: int) -> None:
-            nonlocal libs_added, count
+        stack: list[list[int]] = []
+        stone = loc
+        tail_target = loc
+        while True:
+            # Visit ``stone``: count liberties no stone already under ``loc`` touches, then link it in.
             for adj in adj4[stone]:
                 if colors[adj] == C_EMPTY:
                     b0, b1, b2, b3 = adj4[adj]
@@ -1264,30 +1255,33 @@ class Board:
             head[stone] = loc
             count += 1
             nxt[stone] = tail_target
-
-        visit(loc, loc)
-        stack = [[loc, 0, loc]]
-        front = loc
-        while stack:
-            frame = stack[-1]
-            stone = frame[0]
-            i = frame[1]
-            adjs = adj4[stone]
-            while i < 4 and not (colors[adjs[i]] == pla and head[adjs[i]] != loc):
-                i += 1
-            if i < 4:
-                frame[1] = i + 1
-                child = adjs[i]
-                visit(child, frame[2])
-                stack.append([child, 0, child])
-            else:
+            # Frame: [stone, next neighbour index, list front built so far below this stone].
+            stack.append([stone, 0, stone])
+            # Find the next stone to visit, unwinding finished frames.
+            stone = NULL_LOC
+            while stack:
+                frame = stack[-1]
+                adjs = adj4[frame[0]]
+                i = frame[1]
+                while i < 4:
+                    a = adjs[i]
+                    i += 1
+                    if colors[a] == pla and head[a] != loc:
+                        stone = a
+                        break
+                frame[1] = i
+                if stone != NULL_LOC:
+                    tail_target = frame[2]
+                    break
                 stack.pop()
-                front = frame[2]
                 if stack:
-                    stack[-1][2] = front
+                    stack[-1][2] = frame[2]
+                else:
+                    nxt[loc] = frame[2]
+            if stone == NULL_LOC:
+                break
         self.chain_libs[loc] = libs_added
         self.chain_locs[loc] = count
-        nxt[loc] = front
 
     # -----------------------------------------------------------------------------------------------------
     # Setting stones directly
@@ -1469,12 +1463,14 @@ class Board:
         nxt = self.next_in_chain
         adj4 = self.adj4
         found: list[int] = []
+        num_found = 0
         cur = loc
         while True:
             for lib in adj4[cur]:
                 if colors[lib] == C_EMPTY and lib not in found:
                     found.append(lib)
-                    if len(found) == count:
+                    num_found += 1
+                    if num_found == count:
                         return found
             cur = nxt[cur]
             if cur == loc:
@@ -1580,8 +1576,8 @@ class Board:
         tries both liberties in heuristic order; positions where the defender left a ko, double-ko deaths,
         a stack limit (counted as captured) and a budget of :data:`MAX_LADDER_SEARCH_NODE_BUDGET` moves
         (counted as not captured) are handled exactly as KataGo. The search plays on this board and undoes
-        its moves, so chain lists may be reordered afterwards (and, as in KataGo, a search that exhausts the
-        budget leaves the ko point as it was at the root of the search).
+        its moves, so chain lists may be reordered afterwards. As in KataGo, a search that exhausts the budget
+        does not restore ``ko_loc``: with ``defender_first`` it is left cleared.
         """
         if loc < 0 or loc >= self.arr_size:
             return False
