@@ -1,0 +1,88 @@
+"""raw-nn (torch, FP32) against KataGo v1.17.2 Eigen goldens: 80 positions x 6 nets.
+
+The 20 random small-board positions (7x7, 9x9, 13x13) are evaluated in the default 19x19 tensor with masking,
+while KataGo evaluated them on an exact-size tensor: agreement also proves the masking.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from katadeploy.go.position import load_positions
+from katadeploy.model.format import load_model
+from katadeploy.runtime.rawnn import raw_nn
+from katadeploy.runtime.torch_runtime import TorchEvaluator
+from tests.conftest import REAL_NETS, SHARED, SMALL_NETS, load_golden, real_net_path, small_net_path
+
+POSITIONS = SHARED / "oracle" / "positions.jsonl"
+
+# Acceptance gates (goldens are printed to 6 decimals for probabilities, 3 for scores)
+GATES = {"winloss": 1e-4, "lead": 5e-3, "policy": 1e-4, "ownership": 1e-3}
+
+
+def compare(stem: str, model_path) -> dict:
+    states = load_positions(POSITIONS)
+    golden = load_golden(stem)
+    model = load_model(model_path)
+    worst = dict.fromkeys(("whiteWin", "whiteLoss", "whiteLead", "policy", "ownership"), 0.0)
+    seen = set()
+    for state, raw in raw_nn(TorchEvaluator(model), model, states, nn_x=19, nn_y=19):
+        g = golden[state.id]
+        seen.add(state.id)
+        for key in ("whiteWin", "whiteLoss", "whiteLead"):
+            worst[key] = max(worst[key], abs(raw[key] - g[key]))
+        ours, theirs = raw["policy"] + [raw["policyPass"]], g["policy"] + [g["policyPass"]]
+        assert [p is None for p in ours] == [p is None for p in theirs], f"{state.id}: illegal-move sets differ"
+        worst["policy"] = max(worst["policy"], max(abs(a - b) for a, b in zip(ours, theirs) if a is not None))
+        worst["ownership"] = max(worst["ownership"], max(abs(a - b) for a, b in zip(raw["whiteOwnership"], g["whiteOwnership"])))
+        assert raw["noResult"] == pytest.approx(g["noResult"], abs=1e-4)
+        for key in ("varTimeLeft", "shorttermWinlossError", "shorttermScoreError", "whiteScoreSelfplay"):
+            assert raw[key] == pytest.approx(g[key], abs=5e-3), (state.id, key)
+    assert seen == set(golden), "every golden position must be evaluated"
+    assert worst["whiteWin"] <= GATES["winloss"] and worst["whiteLoss"] <= GATES["winloss"], worst
+    assert worst["whiteLead"] <= GATES["lead"], worst
+    assert worst["policy"] <= GATES["policy"], worst
+    assert worst["ownership"] <= GATES["ownership"], worst
+    return worst
+
+
+@pytest.mark.parametrize("stem", sorted(SMALL_NETS))
+def test_small_nets_match_katago(stem):
+    compare(stem, small_net_path(stem))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", sorted(REAL_NETS))
+def test_real_nets_match_katago(stem):
+    compare(stem, real_net_path(stem))
+
+
+class _NoMaskEvaluator(TorchEvaluator):
+    """The exact-board variant (KataGo's requireExactNNLen): no mask ops at all."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        from katadeploy.model.net import KataGoNet
+
+        self.net = KataGoNet(model, use_mask=False).eval()
+
+
+@pytest.mark.parametrize("stem", ["g170-b6c96-s175395328-d26788732", "b7c96h3tfrs-test5-cnorm"])
+def test_exact_tensor_modes_match_katago(stem):
+    """Boards evaluated on a tensor of their own size (as KataGo's GTP did for the goldens): 9x9 positions on a 9x9
+    tensor, and 19x19 positions through the mask-free graph."""
+    model = load_model(small_net_path(stem))
+    golden = load_golden(stem)
+    states = load_positions(POSITIONS)
+    cases = [
+        (TorchEvaluator(model), [s for s in states if s.x_size == 9], 9),
+        (_NoMaskEvaluator(model), [s for s in states if s.x_size == 19][:12], 19),
+    ]
+    for evaluator, subset, size in cases:
+        assert subset
+        for state, raw in raw_nn(evaluator, model, subset, nn_x=size, nn_y=size):
+            g = golden[state.id]
+            assert abs(raw["whiteWin"] - g["whiteWin"]) <= GATES["winloss"], state.id
+            assert abs(raw["whiteLead"] - g["whiteLead"]) <= GATES["lead"], state.id
+            dp = max(abs((a or 0) - (b or 0)) for a, b in zip(raw["policy"], g["policy"]))
+            assert dp <= GATES["policy"], (state.id, dp)
