@@ -53,3 +53,38 @@ def real_net_path(stem: str) -> Path:
     from katadeploy.model.hub import pull
 
     return pull(REAL_NETS[stem], quiet=True)
+
+
+# ---------------------------------------------------------------------------------------------- real KataGo
+@pytest.fixture(scope="session")
+def katago_home() -> Path:
+    """KataGo's homeDataDir inside katadeploy's cache, so OpenCL tuning is done once per machine."""
+    from katadeploy.engine import katago as kg
+
+    home = kg.katago_home()
+    (home / "opencltuning").mkdir(parents=True, exist_ok=True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def katago(katago_home: Path):
+    """The real KataGo binary ($KATADEPLOY_KATAGO, else installed from the katrain wheel). Without OpenCL the
+    tests using it skip with the fix — except under CI ($CI set), where that is a failure."""
+    from katadeploy.engine import katago as kg
+
+    try:
+        kg.check_opencl()
+    except kg.OpenCLMissingError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    if os.environ.get(kg.KATAGO_ENV):
+        return kg.locate()
+    return kg.install(progress=False, check=False)
+
+
+@pytest.fixture(scope="session")
+def katago_gtp_config(katago_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from katadeploy.engine import katago as kg
+
+    return kg.write_gtp_config(tmp_path_factory.mktemp("katago") / "gtp.cfg", homeDataDir=katago_home)

@@ -138,8 +138,11 @@ def random_model(
     meta: bool = False,
     name: str | None = None,
     initial_kernel: int = 3,
+    mid_channels: int | None = None,
 ) -> d.ModelDesc:
-    """A random but valid net; ``tip`` is ``"bn"``, ``"rms"`` or ``"rms-spatial"`` (RMSNorm needs v15+)."""
+    """A random but valid net; ``tip`` is ``"bn"``, ``"rms"`` or ``"rms-spatial"`` (RMSNorm needs v15+).
+
+    ``mid_channels`` only sets the trunk header's informational field (KataGo keys its OpenCL tuning on it)."""
     g = _Gen(seed, version, activation)
     c = channels
     n_in, n_glob = input_channels(version)
@@ -155,7 +158,7 @@ def random_model(
         tip_norm = d.RMSNorm("tip", 1e-6, tip == "rms-spatial", g.rng.uniform(0.8, 1.2, c).astype(np.float32),
                              (g.rng.standard_normal(c) * 0.1).astype(np.float32))  # fmt: skip
     trunk = d.Trunk(
-        "trunk", len(specs), c, c // 2, c // 2, c // 4, c // 4, 0 if tip == "bn" else 1,
+        "trunk", len(specs), c, mid_channels or c // 2, c // 2, c // 4, c // 4, 0 if tip == "bn" else 1,
         g.conv(n_in, c, k=initial_kernel), g.mat(n_glob, c), meta_enc, [g.block(s, c) for s in specs], tip_norm, g.act(),
     )  # fmt: skip
     if policy_channels is None:

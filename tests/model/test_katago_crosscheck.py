@@ -54,14 +54,11 @@ def assert_close(ours: dict, theirs: dict, what: str, policy_tol: float = 1e-4) 
 
 
 @pytest.fixture(scope="module")
-def gtp_factory(katago, tmp_path_factory):
+def gtp_factory(katago, katago_gtp_config):
     from katadeploy.engine.gtp import GTPEngine
-    from katadeploy.engine.katago import write_gtp_config
-
-    config = write_gtp_config(tmp_path_factory.mktemp("gtp") / "gtp.cfg")
 
     def make(model_path):
-        return GTPEngine(model_path, config, binary=katago, overrides=BUFFER_19)
+        return GTPEngine(model_path, katago_gtp_config, binary=katago, overrides=BUFFER_19)
 
     return make
 
@@ -72,10 +69,10 @@ SYNTHETIC = {
                     activation="ACTIVATION_MISH"),
     "transformer-v17-gqa-learnable": dict(
         version=17, blocks="attn:h6:kv3:q32:v16:rope=learn,ffn,attn:h6:kv3:q32:v16:rope=learn,ffn", channels=96,
-        activation="ACTIVATION_SILU", tip="bn"),
+        activation="ACTIVATION_SILU", tip="bn", mid_channels=96),
     "transformer-v17-fixed-rope": dict(
         version=17, blocks="attn:h3:q32:rope=fixed,ffn,attn:h3:q32:rope=fixed,ffn", channels=96,
-        activation="ACTIVATION_SILU", tip="rms"),
+        activation="ACTIVATION_SILU", tip="rms", mid_channels=96),
 }  # fmt: skip
 
 
