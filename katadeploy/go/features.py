@@ -136,39 +136,13 @@ def ladder_locs(board: B.Board) -> tuple[tuple[int, ...], tuple[int, ...]]:
             _LADDER_CACHE.move_to_end(key)
             return hit
     colors = board.colors
-    heads = board.chain_head
-    chain_libs = board.chain_libs
-    solved: dict[int, bool] = {}
     laddered: list[int] = []
     working: list[int] = []
-    work_board: B.Board | None = None
-    stride = board.x_size + 1
-    for y in range(board.y_size):
-        base = (y + 1) * stride + 1
-        for loc in range(base, base + board.x_size):
-            stone = colors[loc]
-            if stone != C_BLACK and stone != C_WHITE:
-                continue
-            head = heads[loc]
-            libs = chain_libs[head]
-            if libs != 1 and libs != 2:
-                continue
-            value = solved.get(head)
-            if value is None:
-                if work_board is None:
-                    work_board = board.copy()
-                if libs == 1:
-                    value = bool(work_board.search_is_ladder_captured(loc, True))
-                else:
-                    value, moves = work_board.search_is_ladder_captured_attacker_first_2libs(loc)
-                    value = bool(value)
-                    if value:
-                        for m in moves:
-                            working.append(stone)
-                            working.append(m)
-                solved[head] = value
-            if value:
-                laddered.append(loc)
+    for loc, moves in B.iter_ladders(board):
+        laddered.append(loc)
+        for m in moves:
+            working.append(colors[loc])
+            working.append(m)
     result = (tuple(laddered), tuple(working))
     with _LADDER_LOCK:
         _LADDER_CACHE[key] = result
