@@ -1,7 +1,8 @@
 """Client tests against the real KataGo binary (v1.18.1 OpenCL, installed by ``katadeploy katago install``).
 
 They use the smallest test net (g170 b6c96) on 9x9 boards with few visits, so they take a few minutes on a
-CPU-only OpenCL (pocl) machine once KataGo's per-net OpenCL tuning is cached. Skipped when no binary is found.
+CPU-only OpenCL (pocl) machine once KataGo's per-net OpenCL tuning is cached. The binary is installed when
+missing (see the ``katago`` fixture in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -33,14 +34,9 @@ START_TIMEOUT = 900.0  # first use of a net on an OpenCL CPU device runs KataGo'
 
 
 @pytest.fixture(scope="module")
-def katago_binary() -> Any:
-    from katadeploy.engine import katago
-
-    try:
-        binary = katago.locate()
-    except katago.KataGoError as exc:
-        pytest.skip(f"real KataGo not available: {exc}")
-    return binary
+def katago_binary(katago: Any) -> Any:
+    """The shared session fixture: installs KataGo when missing (and fails under CI without OpenCL)."""
+    return katago
 
 
 @pytest.fixture(scope="module")
