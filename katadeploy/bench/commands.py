@@ -25,12 +25,14 @@ BENCH_COMMAND_MODULES: tuple[str, ...] = ("katadeploy.bench.nn_commands",)
 def _engine(args: argparse.Namespace) -> int:
     from katadeploy.bench import engine as be
     from katadeploy.engine import katago as kg
+    from katadeploy.model.hub import resolve_model
 
     binary = kg.locate(args.katago)
+    model = resolve_model(args.model)
     positions = be.positions_from_sgf(args.sgf, args.positions) if args.sgf else be.default_positions(args.positions)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = be.run_engine_bench(
-        args.model, threads=be.parse_threads(args.threads), visits=args.visits, positions=positions,
+        model, threads=be.parse_threads(args.threads), visits=args.visits, positions=positions,
         config=args.config, binary=binary, progress=progress, position_timeout=args.timeout,
     )
     print(be.format_table(result))
@@ -57,7 +59,7 @@ def register_engine(bench_sub: Any) -> None:
         description="Like `katago benchmark`, but through katadeploy's analysis client: per thread setting a fresh "
         "engine, NN cache cleared per position, visits/s and NN evals/s reported.",
     )
-    p.add_argument("--model", required=True, help="KataGo model file (.bin.gz)")
+    p.add_argument("--model", required=True, help="model file, URL or known name (see `katadeploy models list`)")
     p.add_argument("--config", default=None, help="analysis config (default: a minimal one written by katadeploy)")
     p.add_argument("--threads", default="1", help="comma-separated search thread counts (default %(default)s)")
     p.add_argument("--visits", type=_positive_int, default=DEFAULT_VISITS, help="visits per search (default %(default)s)")

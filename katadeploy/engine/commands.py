@@ -67,7 +67,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     binary = kg.locate(args.katago)
-    path = kg.ensure_tuning(args.model, binary=binary, timeout=args.timeout, progress=not args.quiet)
+    from katadeploy.model.hub import resolve_model
+
+    path = kg.ensure_tuning(resolve_model(args.model), binary=binary, timeout=args.timeout, progress=not args.quiet)
     print(path if path is not None else "no OpenCL tuning needed (not an OpenCL build)")
     return 0
 
@@ -119,7 +121,7 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("tune", help="run (or reuse) KataGo's OpenCL tuning for a net")
     _add_katago_arg(p)
-    p.add_argument("--model", required=True, help="KataGo model file (.bin.gz)")
+    p.add_argument("--model", required=True, help="model file, URL or known name (see `katadeploy models list`)")
     p.add_argument("--timeout", type=float, default=kg.TUNE_TIMEOUT_S, help="seconds (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_tune)
