@@ -157,5 +157,7 @@ def resolve_model(spec: str | os.PathLike | None, quiet: bool = False) -> Path:
         return path
     if find_entry(s) is not None:
         return pull(s, quiet)
+    if os.sep in s or s.lower().endswith((".gz", ".bin", ".txt")):
+        raise ModelNotFoundError(f"model file {s} does not exist")
     known = ", ".join(e["name"] for e in list_models())
     raise ModelNotFoundError(f"no such model file or known model name: {s!r} (known: {known})")
