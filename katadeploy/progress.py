@@ -50,7 +50,9 @@ class Progress:
         rate = self.done / max(now - self.start, 1e-9)
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         prefix = "\r" if self._tty else ""
-        self.stream.write(f"{prefix}{self.label} [{bar}] {self.done}/{self.total} {rate:.1f}/s eta {eta:.0f}s{end}")
+        self.stream.write(
+            f"{prefix}{self.label} [{bar}] {self.done}/{self.total} {rate:.1f}/s eta {eta:.0f}s{end}"
+        )
         self.stream.flush()
 
     def close(self) -> None:

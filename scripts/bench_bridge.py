@@ -38,7 +38,12 @@ def bench_load(name: str, repeats: int) -> dict:
         t2 = time.perf_counter()
         parse.append(t1 - t0)
         build.append(t2 - t1)
-    return {"net": name, "parse_s": min(parse), "build_s": min(build), "total_s": min(p + b for p, b in zip(parse, build))}
+    return {
+        "net": name,
+        "parse_s": min(parse),
+        "build_s": min(build),
+        "total_s": min(p + b for p, b in zip(parse, build)),
+    }
 
 
 def bench_encoder(positions: Path, repeats: int) -> dict:
@@ -77,7 +82,10 @@ def bench_forward(name: str, batch: int, seconds: float) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", default="kata1-b18c384nbt,g170e-b15c192,b10c384h6nbttflrs")
-    ap.add_argument("--positions", default=str(Path(__file__).resolve().parent.parent / "katadeploy/data/positions/oracle80.jsonl"))
+    ap.add_argument(
+        "--positions",
+        default=str(Path(__file__).resolve().parent.parent / "katadeploy/data/positions/oracle80.jsonl"),
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--forward-seconds", type=float, default=5.0)
     ap.add_argument("--json")

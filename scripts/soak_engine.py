@@ -49,7 +49,11 @@ from katadeploy.engine import AnalysisEngine
 from katadeploy.engine import katago as kg
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = Path(os.environ.get("KATADEPLOY_SHARED", REPO.parent / "shared")) / "models" / "g170-b6c96-s175395328-d26788732.bin.gz"
+DEFAULT_MODEL = (
+    Path(os.environ.get("KATADEPLOY_SHARED", REPO.parent / "shared"))
+    / "models"
+    / "g170-b6c96-s175395328-d26788732.bin.gz"
+)
 GOAL_MS = 1.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -77,10 +81,18 @@ def make_queries(n: int, visits: int, tag: str) -> list[dict[str, Any]]:
     while len(out) < n:
         g = games[i % len(games)]
         cut = (i // len(games)) % (len(g["moves"]) + 1)
-        out.append({
-            "id": f"{tag}{len(out)}", "moves": g["moves"][:cut], "initialStones": g.get("initialStones") or [],
-            "rules": g["rules"], "komi": g["komi"], "boardXSize": 19, "boardYSize": 19, "maxVisits": visits,
-        })
+        out.append(
+            {
+                "id": f"{tag}{len(out)}",
+                "moves": g["moves"][:cut],
+                "initialStones": g.get("initialStones") or [],
+                "rules": g["rules"],
+                "komi": g["komi"],
+                "boardXSize": 19,
+                "boardYSize": 19,
+                "maxVisits": visits,
+            }
+        )
         i += 1
     return out
 
@@ -96,7 +108,9 @@ class Soak:
 
     def run(self, queries: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
         n = len(queries)
-        replies: list[tuple[str, int, int] | None] = [None] * n  # (id, turn, visits): bounded, no reply objects kept
+        replies: list[tuple[str, int, int] | None] = [
+            None
+        ] * n  # (id, turn, visits): bounded, no reply objects kept
         failures: list[str] = []
         latency = [0.0] * n
         sent_at = [0.0] * n
@@ -140,28 +154,47 @@ class Soak:
         eng_cpu = (proc_cpu_s(self.engine.pid) - eng_cpu0) if self.engine.pid else float("nan")
 
         lost = [queries[i]["id"] for i, r in enumerate(replies) if r is None]
-        wrong = [queries[i]["id"] for i, r in enumerate(replies)
-                 if r is not None and (r[0] != queries[i]["id"] or r[1] != len(queries[i]["moves"]) or r[2] < 1)]
+        wrong = [
+            queries[i]["id"]
+            for i, r in enumerate(replies)
+            if r is not None and (r[0] != queries[i]["id"] or r[1] != len(queries[i]["moves"]) or r[2] < 1)
+        ]
         lat_ms = sorted(x * 1000 for x in latency)
         return {
-            "queries": n, "replies": n - len(lost), "lost": len(lost), "wrong": len(wrong),
-            "failures": failures[:20], "failure_count": len(failures),
-            "wall_s": wall, "queries_per_s": n / wall if wall > 0 else float("nan"),
+            "queries": n,
+            "replies": n - len(lost),
+            "lost": len(lost),
+            "wrong": len(wrong),
+            "failures": failures[:20],
+            "failure_count": len(failures),
+            "wall_s": wall,
+            "queries_per_s": n / wall if wall > 0 else float("nan"),
             "peak_in_flight": self.peak,
-            "client_cpu_s": cpu, "client_cpu_ms_per_query": 1000 * cpu / n,
-            "engine_cpu_s": eng_cpu, "engine_cpu_ms_per_query": 1000 * eng_cpu / n,
+            "client_cpu_s": cpu,
+            "client_cpu_ms_per_query": 1000 * cpu / n,
+            "engine_cpu_s": eng_cpu,
+            "engine_cpu_ms_per_query": 1000 * eng_cpu / n,
             "engine_wall_ms_per_query": 1000 * wall / n,
-            "latency_ms": {"p50": lat_ms[n // 2], "p90": lat_ms[int(n * 0.9)], "p99": lat_ms[int(n * 0.99)],
-                           "max": lat_ms[-1], "mean": statistics.fmean(lat_ms)},
-            "lost_ids": lost[:10], "wrong_ids": wrong[:10],
+            "latency_ms": {
+                "p50": lat_ms[n // 2],
+                "p90": lat_ms[int(n * 0.9)],
+                "p99": lat_ms[int(n * 0.99)],
+                "max": lat_ms[-1],
+                "mean": statistics.fmean(lat_ms),
+            },
+            "lost_ids": lost[:10],
+            "wrong_ids": wrong[:10],
         }
 
 
 def memory_snapshot(engine: AnalysisEngine) -> dict[str, float]:
     gc.collect()
-    return {"client_rss_mb": rss_mb(), "python_objects": float(len(gc.get_objects())),
-            "engine_rss_mb": rss_mb(engine.pid) if engine.pid else float("nan"),
-            "client_pending": float(engine.pending_count)}
+    return {
+        "client_rss_mb": rss_mb(),
+        "python_objects": float(len(gc.get_objects())),
+        "engine_rss_mb": rss_mb(engine.pid) if engine.pid else float("nan"),
+        "client_pending": float(engine.pending_count),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,21 +216,34 @@ def main(argv: list[str] | None = None) -> int:
     binary = kg.locate()
     kg.ensure_tuning(args.model, binary=binary, progress=True)
     report: dict[str, Any] = {
-        "katago": binary.version(), "model": str(args.model), "queries_per_round": args.queries,
-        "window": args.window, "visits": args.visits, "analysis_threads": args.analysis_threads,
-        "nn_max_batch": args.batch, "cpu_count": os.cpu_count(), "goal_client_ms_per_query": GOAL_MS,
+        "katago": binary.version(),
+        "model": str(args.model),
+        "queries_per_round": args.queries,
+        "window": args.window,
+        "visits": args.visits,
+        "analysis_threads": args.analysis_threads,
+        "nn_max_batch": args.batch,
+        "cpu_count": os.cpu_count(),
+        "goal_client_ms_per_query": GOAL_MS,
         "method": "client overhead = process CPU time of the client process / queries (upper bound; includes "
-                  "building the queries); engine time = wall/queries and KataGo CPU (/proc) / queries",
+        "building the queries); engine time = wall/queries and KataGo CPU (/proc) / queries",
     }
     ok = True
     with tempfile.TemporaryDirectory(prefix="katadeploy-soak-") as tmp:
-        cfg = kg.write_analysis_config(Path(tmp) / "soak.cfg", numAnalysisThreads=args.analysis_threads,
-                                       numSearchThreads=1, nnMaxBatchSize=args.batch, logErrorsAndWarnings=True)
+        cfg = kg.write_analysis_config(
+            Path(tmp) / "soak.cfg",
+            numAnalysisThreads=args.analysis_threads,
+            numSearchThreads=1,
+            nnMaxBatchSize=args.batch,
+            logErrorsAndWarnings=True,
+        )
         argv_ = binary.argv("analysis", "-config", cfg, "-model", args.model)
         with AnalysisEngine(argv_, env=binary.env, start_timeout=1800, max_restarts=0) as engine:
             soak = Soak(engine, args.window)
             warm = soak.run(make_queries(args.warmup, args.visits, "w"), args.timeout)
-            report["warmup"] = {k: warm[k] for k in ("queries", "lost", "wrong", "queries_per_s", "failure_count")}
+            report["warmup"] = {
+                k: warm[k] for k in ("queries", "lost", "wrong", "queries_per_s", "failure_count")
+            }
             ok &= warm["lost"] == 0 and warm["wrong"] == 0 and warm["failure_count"] == 0
             report["memory"] = [dict(memory_snapshot(engine), after="warmup")]
             report["rounds"] = []
@@ -215,22 +261,32 @@ def main(argv: list[str] | None = None) -> int:
             ok &= engine.pending_count == 0
 
     for i, res in enumerate(report["rounds"]):
-        print(f"round {i + 1}: {res['queries']} queries, {res['replies']} replies, lost {res['lost']}, wrong {res['wrong']}, "
-              f"failures {res['failure_count']}, peak in flight {res['peak_in_flight']}")
-        print(f"  {res['queries_per_s']:.1f} queries/s; engine wall {res['engine_wall_ms_per_query']:.3f} ms/query, "
-              f"KataGo CPU {res['engine_cpu_ms_per_query']:.3f} ms/query")
+        print(
+            f"round {i + 1}: {res['queries']} queries, {res['replies']} replies, lost {res['lost']}, wrong {res['wrong']}, "
+            f"failures {res['failure_count']}, peak in flight {res['peak_in_flight']}"
+        )
+        print(
+            f"  {res['queries_per_s']:.1f} queries/s; engine wall {res['engine_wall_ms_per_query']:.3f} ms/query, "
+            f"KataGo CPU {res['engine_cpu_ms_per_query']:.3f} ms/query"
+        )
         verdict = "meets" if res["client_cpu_ms_per_query"] <= GOAL_MS else "MISSES"
-        print(f"  client overhead (process CPU) {res['client_cpu_ms_per_query']:.3f} ms/query "
-              f"({verdict} the {GOAL_MS:g} ms goal; {100 * res['client_cpu_ms_per_query'] / res['engine_wall_ms_per_query']:.1f}% "
-              f"of engine wall time per query)")
+        print(
+            f"  client overhead (process CPU) {res['client_cpu_ms_per_query']:.3f} ms/query "
+            f"({verdict} the {GOAL_MS:g} ms goal; {100 * res['client_cpu_ms_per_query'] / res['engine_wall_ms_per_query']:.1f}% "
+            f"of engine wall time per query)"
+        )
         lat = res["latency_ms"]
-        print(f"  latency ms: p50 {lat['p50']:.1f} p90 {lat['p90']:.1f} p99 {lat['p99']:.1f} max {lat['max']:.1f}")
+        print(
+            f"  latency ms: p50 {lat['p50']:.1f} p90 {lat['p90']:.1f} p99 {lat['p99']:.1f} max {lat['max']:.1f}"
+        )
         for f in res["failures"]:
             print(f"  FAILURE: {f}")
     for snap in report["memory"]:
-        print(f"memory after {snap['after']}: client RSS {snap['client_rss_mb']:.1f} MB, "
-              f"{int(snap['python_objects'])} Python objects, pending {int(snap['client_pending'])}, "
-              f"KataGo RSS {snap['engine_rss_mb']:.1f} MB")
+        print(
+            f"memory after {snap['after']}: client RSS {snap['client_rss_mb']:.1f} MB, "
+            f"{int(snap['python_objects'])} Python objects, pending {int(snap['client_pending'])}, "
+            f"KataGo RSS {snap['engine_rss_mb']:.1f} MB"
+        )
     print(f"client stats: {report['client_stats']}")
     print("OK: nothing lost" if ok else "FAILED")
     report["ok"] = ok

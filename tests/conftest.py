@@ -26,7 +26,9 @@ REAL_NETS = {
 
 def pytest_configure(config):
     if not SHARED.is_dir():
-        raise pytest.UsageError(f"golden data not found at {SHARED}: check out ../shared or set KATADEPLOY_SHARED")
+        raise pytest.UsageError(
+            f"golden data not found at {SHARED}: check out ../shared or set KATADEPLOY_SHARED"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,19 @@ def _engine(args: argparse.Namespace) -> int:
 
     binary = kg.locate(args.katago)
     model = resolve_model(args.model)
-    positions = be.positions_from_sgf(args.sgf, args.positions) if args.sgf else be.default_positions(args.positions)
+    positions = (
+        be.positions_from_sgf(args.sgf, args.positions) if args.sgf else be.default_positions(args.positions)
+    )
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = be.run_engine_bench(
-        model, threads=be.parse_threads(args.threads), visits=args.visits, positions=positions,
-        config=args.config, binary=binary, progress=progress, position_timeout=args.timeout,
+        model,
+        threads=be.parse_threads(args.threads),
+        visits=args.visits,
+        positions=positions,
+        config=args.config,
+        binary=binary,
+        progress=progress,
+        position_timeout=args.timeout,
     )
     print(be.format_table(result))
     if args.json:
@@ -55,22 +63,43 @@ def register_engine(bench_sub: Any) -> None:
     from katadeploy.bench.engine import DEFAULT_POSITIONS, DEFAULT_VISITS, POSITION_TIMEOUT_S
 
     p = bench_sub.add_parser(
-        "engine", help="visits/s and NN evals/s of the real KataGo through the analysis client",
+        "engine",
+        help="visits/s and NN evals/s of the real KataGo through the analysis client",
         description="Like `katago benchmark`, but through katadeploy's analysis client: per thread setting a fresh "
         "engine, NN cache cleared per position, visits/s and NN evals/s reported.",
     )
-    p.add_argument("--model", required=True, help="model file, URL or known name (see `katadeploy models list`)")
-    p.add_argument("--config", default=None, help="analysis config (default: a minimal one written by katadeploy)")
-    p.add_argument("--threads", default="1", help="comma-separated search thread counts (default %(default)s)")
-    p.add_argument("--visits", type=_positive_int, default=DEFAULT_VISITS, help="visits per search (default %(default)s)")
-    p.add_argument("--sgf", nargs="+", metavar="FILE", help="games to sample positions from (default: bundled positions)")
-    p.add_argument("--positions", type=_positive_int, default=DEFAULT_POSITIONS,
-                   help="positions per game, or in total without --sgf (default %(default)s)")
-    p.add_argument("--katago", metavar="PATH", default=None, help="KataGo executable (default: installed copy)")
+    p.add_argument(
+        "--model", required=True, help="model file, URL or known name (see `katadeploy models list`)"
+    )
+    p.add_argument(
+        "--config", default=None, help="analysis config (default: a minimal one written by katadeploy)"
+    )
+    p.add_argument(
+        "--threads", default="1", help="comma-separated search thread counts (default %(default)s)"
+    )
+    p.add_argument(
+        "--visits", type=_positive_int, default=DEFAULT_VISITS, help="visits per search (default %(default)s)"
+    )
+    p.add_argument(
+        "--sgf", nargs="+", metavar="FILE", help="games to sample positions from (default: bundled positions)"
+    )
+    p.add_argument(
+        "--positions",
+        type=_positive_int,
+        default=DEFAULT_POSITIONS,
+        help="positions per game, or in total without --sgf (default %(default)s)",
+    )
+    p.add_argument(
+        "--katago", metavar="PATH", default=None, help="KataGo executable (default: installed copy)"
+    )
     p.add_argument("--json", metavar="OUT", default=None, help="also write the results as JSON")
-    p.add_argument("--timeout", type=float, default=POSITION_TIMEOUT_S, help="seconds per position (default %(default)s)")
+    p.add_argument(
+        "--timeout", type=float, default=POSITION_TIMEOUT_S, help="seconds per position (default %(default)s)"
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
+    g.add_argument(
+        "--progress", dest="progress", action="store_true", default=None, help="always show progress"
+    )
     g.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
     p.set_defaults(func=_engine)
 

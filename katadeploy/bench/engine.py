@@ -177,7 +177,9 @@ def format_table(result: EngineBenchResult) -> str:
 class ProgressBar:
     """``label [#####.....] 12/30 0:34``: redrawn in place on a TTY, else one line every 10% (or never)."""
 
-    def __init__(self, total: int, label: str = "", stream: TextIO | None = None, enabled: bool = True, width: int = 30):
+    def __init__(
+        self, total: int, label: str = "", stream: TextIO | None = None, enabled: bool = True, width: int = 30
+    ):
         self.total = max(1, total)
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
@@ -247,7 +249,9 @@ def default_positions(n: int) -> list[dict[str, Any]]:
     return out
 
 
-def positions_from_sgf(files: Sequence[str | os.PathLike[str]], per_game: int, seed: str = "katadeploy-bench") -> list[dict[str, Any]]:
+def positions_from_sgf(
+    files: Sequence[str | os.PathLike[str]], per_game: int, seed: str = "katadeploy-bench"
+) -> list[dict[str, Any]]:
     """``per_game`` positions from each game, sampled like ``katago benchmark`` (Tromp-Taylor, game komi)."""
     from katadeploy.engine.sgf import query_from_sgf
 
@@ -301,8 +305,16 @@ def _search_threads_key(config: Path | None) -> str:
 
 
 def _query(pos: Mapping[str, Any], visits: int, qid: str) -> dict[str, Any]:
-    keep = ("moves", "initialStones", "initialPlayer", "rules", "komi", "boardXSize", "boardYSize",
-            "whiteHandicapBonus")
+    keep = (
+        "moves",
+        "initialStones",
+        "initialPlayer",
+        "rules",
+        "komi",
+        "boardXSize",
+        "boardYSize",
+        "whiteHandicapBonus",
+    )
     q = {k: pos[k] for k in keep if k in pos and pos[k] is not None}
     q.setdefault("moves", [])
     q.setdefault("rules", "tromp-taylor")
@@ -378,8 +390,12 @@ def run_engine_bench(
             bar = ProgressBar(len(pos_list), label=f"threads={t}", stream=out, enabled=progress)
             per: list[PositionResult] = []
             with AnalysisEngine(
-                argv, env=binary.env, start_timeout=start_timeout, query_timeout=position_timeout,
-                max_restarts=0, stderr_lines=5000,
+                argv,
+                env=binary.env,
+                start_timeout=start_timeout,
+                query_timeout=position_timeout,
+                max_restarts=0,
+                stderr_lines=5000,
             ) as engine:
                 engine.analyze(_query(pos_list[0], WARMUP_VISITS, "warmup"))
                 engine.clear_cache()
@@ -394,27 +410,59 @@ def run_engine_bench(
                     dt = time.perf_counter() - t0
                     root = resp.root_info
                     v = int(root.visits or 0) if root is not None else 0
-                    rows = _read_counter(engine, _ROWS, rows_prev, COUNTER_WAIT_S) if rows_prev is not None else None
-                    per.append(PositionResult(
-                        id=str(pos.get("id", i)), visits=v, seconds=dt,
-                        nn_evals=(rows - rows_prev) if rows is not None and rows_prev is not None else None,
-                    ))
+                    rows = (
+                        _read_counter(engine, _ROWS, rows_prev, COUNTER_WAIT_S)
+                        if rows_prev is not None
+                        else None
+                    )
+                    per.append(
+                        PositionResult(
+                            id=str(pos.get("id", i)),
+                            visits=v,
+                            seconds=dt,
+                            nn_evals=(rows - rows_prev)
+                            if rows is not None and rows_prev is not None
+                            else None,
+                        )
+                    )
                     if rows is not None:
                         rows_prev = rows
-                    bar.update(1, note=f"{sum(p.visits for p in per) / max(1e-9, sum(p.seconds for p in per)):.1f} visits/s")
-                batches1 = _read_counter(engine, _BATCHES, batches0, COUNTER_WAIT_S) if batches0 is not None else None
+                    bar.update(
+                        1,
+                        note=f"{sum(p.visits for p in per) / max(1e-9, sum(p.seconds for p in per)):.1f} visits/s",
+                    )
+                batches1 = (
+                    _read_counter(engine, _BATCHES, batches0, COUNTER_WAIT_S)
+                    if batches0 is not None
+                    else None
+                )
             bar.close()
             nn = (rows_prev - rows0) if rows_prev is not None and rows0 is not None else None
-            results.append(ThreadResult(
-                threads=t, batch_size=batch, positions=len(per), visits=sum(p.visits for p in per),
-                seconds=math.fsum(p.seconds for p in per), nn_evals=nn,
-                nn_batches=(batches1 - batches0) if batches1 is not None and batches0 is not None else None,
-                per_position=per,
-            ))
+            results.append(
+                ThreadResult(
+                    threads=t,
+                    batch_size=batch,
+                    positions=len(per),
+                    visits=sum(p.visits for p in per),
+                    seconds=math.fsum(p.seconds for p in per),
+                    nn_evals=nn,
+                    nn_batches=(batches1 - batches0)
+                    if batches1 is not None and batches0 is not None
+                    else None,
+                    per_position=per,
+                )
+            )
     return EngineBenchResult(
-        model=str(model_path), katago=str(binary.path), katago_version=version, config=str(cfg_path) if cfg_path else None,
-        visits=int(visits), position_ids=[str(p.get("id", i)) for i, p in enumerate(pos_list)], results=results,
-        opencl=opencl, started_at=started_at, wall_seconds=time.monotonic() - t_start,
+        model=str(model_path),
+        katago=str(binary.path),
+        katago_version=version,
+        config=str(cfg_path) if cfg_path else None,
+        visits=int(visits),
+        position_ids=[str(p.get("id", i)) for i, p in enumerate(pos_list)],
+        results=results,
+        opencl=opencl,
+        started_at=started_at,
+        wall_seconds=time.monotonic() - t_start,
     )
 
 

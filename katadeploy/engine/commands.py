@@ -27,8 +27,12 @@ from katadeploy.errors import KatadeployError
 
 
 def _add_katago_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--katago", metavar="PATH", default=None,
-                   help=f"KataGo executable to use (default: ${kg.KATAGO_ENV}, else the installed copy)")
+    p.add_argument(
+        "--katago",
+        metavar="PATH",
+        default=None,
+        help=f"KataGo executable to use (default: ${kg.KATAGO_ENV}, else the installed copy)",
+    )
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -69,7 +73,9 @@ def _tune(args: argparse.Namespace) -> int:
     binary = kg.locate(args.katago)
     from katadeploy.model.hub import resolve_model
 
-    path = kg.ensure_tuning(resolve_model(args.model), binary=binary, timeout=args.timeout, progress=not args.quiet)
+    path = kg.ensure_tuning(
+        resolve_model(args.model), binary=binary, timeout=args.timeout, progress=not args.quiet
+    )
     print(path if path is not None else "no OpenCL tuning needed (not an OpenCL build)")
     return 0
 
@@ -94,7 +100,8 @@ def _config(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add the ``katago`` command group to the top-level subparsers."""
     group = subparsers.add_parser(
-        "katago", help="install and locate the real KataGo binary",
+        "katago",
+        help="install and locate the real KataGo binary",
         description="Install and locate the real KataGo binary (v1.18.1, OpenCL, from the katrain wheel).",
     )
     sub = group.add_subparsers(dest="katago_command", metavar="SUBCOMMAND")
@@ -121,7 +128,9 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("tune", help="run (or reuse) KataGo's OpenCL tuning for a net")
     _add_katago_arg(p)
-    p.add_argument("--model", required=True, help="model file, URL or known name (see `katadeploy models list`)")
+    p.add_argument(
+        "--model", required=True, help="model file, URL or known name (see `katadeploy models list`)"
+    )
     p.add_argument("--timeout", type=float, default=kg.TUNE_TIMEOUT_S, help="seconds (default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_tune)

@@ -136,8 +136,13 @@ class GTPEngine:
         except BaseException as exc:
             self.close()
             log = self.tuner_log
-            if not (salvage_tuning and isinstance(exc, GTPError) and log.missing is not None
-                    and log.loaded is None and log.saved is None):
+            if not (
+                salvage_tuning
+                and isinstance(exc, GTPError)
+                and log.missing is not None
+                and log.loaded is None
+                and log.saved is None
+            ):
                 raise
             # The OpenCL tuner crashed (pocl + transformer nets): rebuild its tune file and start once more.
             self.salvaged_tuning = write_salvaged_tuning(log)
@@ -153,20 +158,31 @@ class GTPEngine:
         self._responses: queue.Queue[tuple[int | None, bool, str] | None] = queue.Queue()
         self._closed = False
         self._proc = subprocess.Popen(
-            self.argv, env=self.binary.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", bufsize=1,
+            self.argv,
+            env=self.binary.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
         )
-        self._out_thread = threading.Thread(target=self._read_stdout, args=(self._proc, self._responses),
-                                            name="gtp-stdout", daemon=True)
-        self._err_thread = threading.Thread(target=self._read_stderr, args=(self._proc,),
-                                            name="gtp-stderr", daemon=True)
+        self._out_thread = threading.Thread(
+            target=self._read_stdout, args=(self._proc, self._responses), name="gtp-stdout", daemon=True
+        )
+        self._err_thread = threading.Thread(
+            target=self._read_stderr, args=(self._proc,), name="gtp-stderr", daemon=True
+        )
         self._out_thread.start()
         self._err_thread.start()
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _read_stdout(proc: subprocess.Popen[str], responses: queue.Queue[tuple[int | None, bool, str] | None]) -> None:
+    def _read_stdout(
+        proc: subprocess.Popen[str], responses: queue.Queue[tuple[int | None, bool, str] | None]
+    ) -> None:
         assert proc.stdout is not None
         block: list[str] = []
         try:

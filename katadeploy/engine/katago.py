@@ -513,7 +513,9 @@ def _opencl_fix() -> str:
     )
 
 
-def check_opencl(timeout: float = OPENCL_PROBE_TIMEOUT_S, libraries: Sequence[str] | None = None) -> OpenCLInfo:
+def check_opencl(
+    timeout: float = OPENCL_PROBE_TIMEOUT_S, libraries: Sequence[str] | None = None
+) -> OpenCLInfo:
     """Return the OpenCL platforms/devices, or raise :class:`OpenCLMissingError` naming what to install.
 
     ``libraries`` overrides the OpenCL loader names tried (default ``libOpenCL.so.1``, then what
@@ -572,10 +574,16 @@ def check_opencl(timeout: float = OPENCL_PROBE_TIMEOUT_S, libraries: Sequence[st
 _TUNE_FILE_SECTIONS: tuple[tuple[str, str], ...] = (
     ("xGemmDirect", "WGD=8 MDIMCD=1 NDIMCD=1 MDIMAD=1 NDIMBD=1 KWID=1 VWMD=1 VWND=1 PADA=1 PADB=1"),
     ("xGemm", "MWG=8 NWG=8 KWG=8 MDIMC=1 NDIMC=1 MDIMA=1 NDIMB=1 KWI=1 VWM=1 VWN=1 STRM=0 STRN=0 SA=0 SB=0"),
-    ("xGemm16", "MWG=8 NWG=8 KWG=8 MDIMC=1 NDIMC=1 MDIMA=1 NDIMB=1 KWI=1 VWM=1 VWN=1 STRM=0 STRN=0 SA=0 SB=0"),
+    (
+        "xGemm16",
+        "MWG=8 NWG=8 KWG=8 MDIMC=1 NDIMC=1 MDIMA=1 NDIMB=1 KWI=1 VWM=1 VWN=1 STRM=0 STRN=0 SA=0 SB=0",
+    ),
     ("hGemmWmma", "MWG=16 NWG=16 KWG=16 MWAVE=16 NWAVE=16 MWARP=16 NWARP=16 VWM=2 VWN=2 SA=0 SB=0"),
-    ("hGemmWmmaNCHW", "MWG=16 NWG=16 KWG=16 MWAVE=16 NWAVE=16 MWARP=16 NWARP=16 VWM=1 VWN=2 SB=0 "
-                      "PAD_ELTS_PER_THREAD=1 PAD_ROWS_PER_THREAD=1"),
+    (
+        "hGemmWmmaNCHW",
+        "MWG=16 NWG=16 KWG=16 MWAVE=16 NWAVE=16 MWARP=16 NWARP=16 VWM=1 VWN=2 SB=0 "
+        "PAD_ELTS_PER_THREAD=1 PAD_ROWS_PER_THREAD=1",
+    ),
     ("conv3x3", ""),  # built from the winograd sections
     ("conv5x5", ""),
     ("gPool", "XYSTRIDE=1 CHANNELSTRIDE=1 BATCHSTRIDE=1"),
@@ -586,8 +594,14 @@ _TUNE_FILE_SECTIONS: tuple[tuple[str, str], ...] = (
     ("spatialRMSNorm", "TILE_SIZE=32 APPLY_ELTS_PER_THREAD=1"),
 )
 _TUNE_FLAGS = (
-    "canUseFP16Storage", "canUseFP16Compute", "canUseFP16TensorCores", "canUseFP16TensorCoresFor1x1",
-    "shouldUseFP16Storage", "shouldUseFP16Compute", "shouldUseFP16TensorCores", "shouldUseFP16TensorCoresFor1x1",
+    "canUseFP16Storage",
+    "canUseFP16Compute",
+    "canUseFP16TensorCores",
+    "canUseFP16TensorCoresFor1x1",
+    "shouldUseFP16Storage",
+    "shouldUseFP16Compute",
+    "shouldUseFP16TensorCores",
+    "shouldUseFP16TensorCoresFor1x1",
 )
 #: tuner section headers (prefixes, most specific first) -> tune-file section; None = not stored
 _TUNER_HEADERS: tuple[tuple[str, str | None], ...] = (
@@ -654,10 +668,13 @@ class TunerLog:
         for flag in _TUNE_FLAGS:
             lines += [f"#{flag}", "0"]
         inner, outer = (6, 4) if self.tile_size == 4 else (4, 2)
-        local = " ".join(x for x in (
-            self.best.get("trans", "transLocalSize0=1 transLocalSize1=1"),
-            self.best.get("untrans", "untransLocalSize0=1 untransLocalSize1=1 untransLocalSize2=1"),
-        ))
+        local = " ".join(
+            x
+            for x in (
+                self.best.get("trans", "transLocalSize0=1 transLocalSize1=1"),
+                self.best.get("untrans", "untransLocalSize0=1 untransLocalSize1=1 untransLocalSize2=1"),
+            )
+        )
         for key, default in _TUNE_FILE_SECTIONS:
             if key == "conv3x3":
                 desc = f"INTILE_XSIZE={inner} INTILE_YSIZE={inner} OUTTILE_XSIZE={outer} OUTTILE_YSIZE={outer} {local}"
@@ -682,12 +699,19 @@ def write_salvaged_tuning(log: TunerLog) -> Path:
     return log.missing
 
 
-def _run_startup(binary: KataGoBinary, model: Path, config: Path, timeout: float, progress: bool) -> tuple[int, TunerLog]:
+def _run_startup(
+    binary: KataGoBinary, model: Path, config: Path, timeout: float, progress: bool
+) -> tuple[int, TunerLog]:
     """Start ``katago gtp``, let it load/tune, send ``version``/``quit``; parse stderr as it streams."""
     state = TunerLog()
     proc = subprocess.Popen(
-        binary.argv("gtp", "-config", config, "-model", model), env=binary.env, stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
+        binary.argv("gtp", "-config", config, "-model", model),
+        env=binary.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
     )
     timed_out = threading.Event()
 
@@ -705,8 +729,10 @@ def _run_startup(binary: KataGoBinary, model: Path, config: Path, timeout: float
             proc.stdin.close()
         for line in proc.stderr:
             state.feed(line)
-            if progress and (line.startswith(("Tuning ", "Done tuning", "Performing autotuning"))
-                             and not re.match(r"Tuning\s+(\*\s+)?\d", line)):
+            if progress and (
+                line.startswith(("Tuning ", "Done tuning", "Performing autotuning"))
+                and not re.match(r"Tuning\s+(\*\s+)?\d", line)
+            ):
                 print(f"katago: {line.rstrip()}", file=sys.stderr, flush=True)
         rc = proc.wait(timeout=30)
     finally:
@@ -745,7 +771,9 @@ def ensure_tuning(
             return None  # not an OpenCL build: nothing to tune
         if state.missing is None:
             raise KataGoError(f"`katago gtp` on {model.name} exited with {rc} before OpenCL tuning")
-        _log(progress, f"the KataGo OpenCL tuner crashed (exit {rc}); writing the tune file from its progress")
+        _log(
+            progress, f"the KataGo OpenCL tuner crashed (exit {rc}); writing the tune file from its progress"
+        )
         write_salvaged_tuning(state)
         rc2, state2 = _run_startup(binary, model, cfg, timeout, progress=False)
         if rc2 != 0 or state2.loaded is None:

@@ -152,7 +152,9 @@ def ladder_locs(board: B.Board) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 # ---------------------------------------------------------------------------------------------------- komi
-def _komi_features(self_komi: np.float32, x_size: int, y_size: int, parity_applies: bool) -> tuple[float, float]:
+def _komi_features(
+    self_komi: np.float32, x_size: int, y_size: int, parity_applies: bool
+) -> tuple[float, float]:
     """Global 5 (clipped selfKomi/20) and global 18 (the komi parity triangle wave) in float32, as KataGo."""
     b_area = _f32(x_size * y_size)
     clip = _f32(KOMI_CLIP_RADIUS)
@@ -184,7 +186,9 @@ def _komi_features(self_komi: np.float32, x_size: int, y_size: int, parity_appli
 
 def self_komi_f32(hist: BoardHistory, pla: int, draw_equivalent_wins_for_white: float) -> np.float32:
     """``BoardHistory::currentSelfKomi`` evaluated in float32 like the C++."""
-    adj = _f32(draw_equivalent_wins_for_white - 0.5) if hist.rules.game_result_will_be_integer() else _f32(0.0)
+    adj = (
+        _f32(draw_equivalent_wins_for_white - 0.5) if hist.rules.game_result_will_be_integer() else _f32(0.0)
+    )
     w = _f32(hist.white_bonus_score) + _f32(hist.white_handicap_bonus_score)
     w = _f32(w + _f32(hist.rules.komi))
     w = _f32(w + adj)
@@ -431,7 +435,9 @@ def fill_v7(
         glob[17] = 1.0
 
 
-def legal_policy_mask(history: BoardHistory, next_player: int, nn_x_len: int = 19, nn_y_len: int = 19) -> np.ndarray:
+def legal_policy_mask(
+    history: BoardHistory, next_player: int, nn_x_len: int = 19, nn_y_len: int = 19
+) -> np.ndarray:
     """Boolean ``[nn_y_len*nn_x_len + 1]``: which policy entries nneval treats as legal (pass is the last).
 
     This is ``history.is_legal`` for every entry, so everything is illegal unless ``next_player`` is the history's

@@ -643,7 +643,9 @@ class BoardHistory:
                 self.num_turns_this_phase = 0
                 self.num_approx_valid_turns_this_phase = 0
                 if self.encore_phase == 2:
-                    self.second_encore_start_colors = list(board.colors[: len(self.second_encore_start_colors)])
+                    self.second_encore_start_colors = list(
+                        board.colors[: len(self.second_encore_start_colors)]
+                    )
                 self.super_ko_banned = [False] * len(self.super_ko_banned)
                 self.consecutive_ending_passes = 0
                 self.hashes_before_black_pass = []

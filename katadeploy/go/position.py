@@ -111,7 +111,8 @@ def _parse_moves(
             loc = None
         if loc is None or loc == coords.NULL_LOC:
             raise PositionError(
-                f"{field} entry {i}: could not parse board location {vertex!r} on a {x_size}x{y_size} board", pid
+                f"{field} entry {i}: could not parse board location {vertex!r} on a {x_size}x{y_size} board",
+                pid,
             )
         if loc == PASS_LOC and not allow_pass:
             raise PositionError(f"{field} entry {i}: a pass is not allowed here", pid)
@@ -172,8 +173,14 @@ def _parse_rules(query: dict, pid: str | None) -> Rules:
         except RulesError as e:
             raise PositionError(str(e), pid) from None
         rules = Rules(
-            rules.ko_rule, rules.scoring_rule, rules.tax_rule, rules.multi_stone_suicide_legal, rules.has_button,
-            whb, rules.friendly_pass_ok, rules.komi,
+            rules.ko_rule,
+            rules.scoring_rule,
+            rules.tax_rule,
+            rules.multi_stone_suicide_legal,
+            rules.has_button,
+            whb,
+            rules.friendly_pass_ok,
+            rules.komi,
         )
     return rules
 

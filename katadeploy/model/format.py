@@ -103,7 +103,8 @@ def read_model_bytes(path: str | os.PathLike) -> tuple[bytes, bool | None]:
             return data, True
         return data, None
     raise ModelFormatError(
-        f"unrecognised model file name {Path(p).name!r}: expected .bin.gz, .txt.gz, .bin, .txt or .gz", "file name"
+        f"unrecognised model file name {Path(p).name!r}: expected .bin.gz, .txt.gz, .bin, .txt or .gz",
+        "file name",
     )
 
 
@@ -178,7 +179,9 @@ class _Parser:
                 self.fail(f"header claims {n} floats but only {remaining} bytes remain", field)
             at = self.buf.find(b"@", self.pos, self.pos + 101)
             if at < 0:
-                self.fail("no '@BIN@' marker where binary floats were expected (a .txt model named .bin?)", field)
+                self.fail(
+                    "no '@BIN@' marker where binary floats were expected (a .txt model named .bin?)", field
+                )
             if self.buf[at + 1 : at + 5] != b"BIN@":
                 self.fail("bad binary float block header (expected '@BIN@')", field, at)
             start = at + 5
@@ -212,7 +215,11 @@ class _Parser:
         try:
             arr = np.array(parts[:n], dtype=np.bytes_).astype(np.float64).astype(np.float32)
         except ValueError:
-            self.fail("text float array contains a token that is not a number (a .bin model named .txt?)", field, start)
+            self.fail(
+                "text float array contains a token that is not a number (a .bin model named .txt?)",
+                field,
+                start,
+            )
         bad = ~np.isfinite(arr)
         if bad.any():
             self.fail(f"non-finite float weight at element {int(np.argmax(bad))}", field, start)
@@ -339,9 +346,18 @@ class _Parser:
             self.act("midActivation"),
             self.conv("finalConv"),
         )
-        self.check(b.pre_bn.channels == b.regular_conv.in_channels, "preBN/regularConv channel mismatch", name, start)
-        self.check(b.mid_bn.channels == b.regular_conv.out_channels, "midBN/regularConv channel mismatch", name, start)
-        self.check(b.final_conv.in_channels == b.mid_bn.channels, "finalConv/midBN channel mismatch", name, start)
+        self.check(
+            b.pre_bn.channels == b.regular_conv.in_channels, "preBN/regularConv channel mismatch", name, start
+        )
+        self.check(
+            b.mid_bn.channels == b.regular_conv.out_channels,
+            "midBN/regularConv channel mismatch",
+            name,
+            start,
+        )
+        self.check(
+            b.final_conv.in_channels == b.mid_bn.channels, "finalConv/midBN channel mismatch", name, start
+        )
         return b
 
     def gpool_block(self) -> d.GPoolBlock:
@@ -361,11 +377,30 @@ class _Parser:
             self.conv("finalConv"),
         )
         c = b.pre_bn.channels
-        self.check(b.regular_conv.in_channels == c and b.gpool_conv.in_channels == c, "conv in-channel mismatch", name, start)
-        self.check(b.gpool_bn.channels == b.gpool_conv.out_channels, "gpoolBN/gpoolConv mismatch", name, start)
-        self.check(b.gpool_to_bias_mul.in_channels == 3 * b.gpool_bn.channels, "gpoolToBiasMul in != 3*gpool", name, start)
-        self.check(b.gpool_to_bias_mul.out_channels == b.regular_conv.out_channels, "gpoolToBiasMul out mismatch", name, start)
-        self.check(b.mid_bn.channels == b.regular_conv.out_channels, "midBN/regularConv mismatch", name, start)
+        self.check(
+            b.regular_conv.in_channels == c and b.gpool_conv.in_channels == c,
+            "conv in-channel mismatch",
+            name,
+            start,
+        )
+        self.check(
+            b.gpool_bn.channels == b.gpool_conv.out_channels, "gpoolBN/gpoolConv mismatch", name, start
+        )
+        self.check(
+            b.gpool_to_bias_mul.in_channels == 3 * b.gpool_bn.channels,
+            "gpoolToBiasMul in != 3*gpool",
+            name,
+            start,
+        )
+        self.check(
+            b.gpool_to_bias_mul.out_channels == b.regular_conv.out_channels,
+            "gpoolToBiasMul out mismatch",
+            name,
+            start,
+        )
+        self.check(
+            b.mid_bn.channels == b.regular_conv.out_channels, "midBN/regularConv mismatch", name, start
+        )
         self.check(b.final_conv.in_channels == b.mid_bn.channels, "finalConv/midBN mismatch", name, start)
         return b
 
@@ -390,7 +425,9 @@ class _Parser:
         vd = self.int_(f"{name}.vHeadDim", 1, 4096)
         use_rope = self.int_(f"{name}.useRope", 0, 1)
         learnable = self.int_(f"{name}.learnableRope", 0, 1)
-        self.check(heads % kv == 0, f"numHeads {heads} not divisible by numKVHeads {kv}", f"{name}.numKVHeads", start)
+        self.check(
+            heads % kv == 0, f"numHeads {heads} not divisible by numKVHeads {kv}", f"{name}.numKVHeads", start
+        )
         self.check(not use_rope or qd % 2 == 0, "qHeadDim must be even with RoPE", f"{name}.qHeadDim", start)
         norm = self.tf_norm("preLN")
         q, k, v, o = self.matmul("qProj"), self.matmul("kProj"), self.matmul("vProj"), self.matmul("outProj")
@@ -398,7 +435,12 @@ class _Parser:
         self.check(k.out_channels == kv * qd, "kProj out != numKVHeads*qHeadDim", f"{name}.kProj", start)
         self.check(v.out_channels == kv * vd, "vProj out != numKVHeads*vHeadDim", f"{name}.vProj", start)
         self.check(o.in_channels == heads * vd, "outProj in != numHeads*vHeadDim", f"{name}.outProj", start)
-        self.check(q.in_channels == k.in_channels == v.in_channels == norm.weight.shape[0], "projection in-channels", name, start)
+        self.check(
+            q.in_channels == k.in_channels == v.in_channels == norm.weight.shape[0],
+            "projection in-channels",
+            name,
+            start,
+        )
         block = d.AttentionBlock(name, heads, kv, qd, vd, bool(use_rope), bool(learnable), norm, q, k, v, o)
         if use_rope and learnable:
             block.rope_name = self.name(f"{name}.ropeFreqs")
@@ -427,10 +469,19 @@ class _Parser:
         l1 = self.matmul("linear1")
         gate = self.matmul("linearGate") if swiglu else None
         l2 = self.matmul("linear2")
-        self.check(l1.in_channels == c and l1.out_channels == fc, "linear1 shape mismatch", f"{name}.linear1", start)
+        self.check(
+            l1.in_channels == c and l1.out_channels == fc, "linear1 shape mismatch", f"{name}.linear1", start
+        )
         if gate is not None:
-            self.check(gate.in_channels == c and gate.out_channels == fc, "linearGate shape mismatch", f"{name}.linearGate", start)
-        self.check(l2.in_channels == fc and l2.out_channels == c, "linear2 shape mismatch", f"{name}.linear2", start)
+            self.check(
+                gate.in_channels == c and gate.out_channels == fc,
+                "linearGate shape mismatch",
+                f"{name}.linearGate",
+                start,
+            )
+        self.check(
+            l2.in_channels == fc and l2.out_channels == c, "linear2 shape mismatch", f"{name}.linear2", start
+        )
         self.check(norm.weight.shape[0] == c, "preLN channel mismatch", f"{name}.preLN", start)
         return d.FFNBlock(name, c, fc, bool(swiglu), norm, l1, gate, l2)
 
@@ -445,8 +496,18 @@ class _Parser:
             self.matmul("mul2"), self.matbias("bias2"), self.act("act2"), self.matmul("mul3"),
         )  # fmt: skip
         self.check(enc.mul1.in_channels == n, "mul1 in-channels != 192", f"{name}.mul1", start)
-        self.check(enc.mul1.out_channels == enc.bias1.bias.shape[0] == enc.mul2.in_channels, "mul1/bias1/mul2", name, start)
-        self.check(enc.mul2.out_channels == enc.bias2.bias.shape[0] == enc.mul3.in_channels, "mul2/bias2/mul3", name, start)
+        self.check(
+            enc.mul1.out_channels == enc.bias1.bias.shape[0] == enc.mul2.in_channels,
+            "mul1/bias1/mul2",
+            name,
+            start,
+        )
+        self.check(
+            enc.mul2.out_channels == enc.bias2.bias.shape[0] == enc.mul3.in_channels,
+            "mul2/bias2/mul3",
+            name,
+            start,
+        )
         return enc
 
     def trunk(self, meta_version: int, n_in: int, n_glob: int) -> d.Trunk:
@@ -465,28 +526,64 @@ class _Parser:
                 self.int_(f"trunk.option{opt} (must be 0)", 0, 0)
         initial_conv = self.conv("initialConv")
         self.check(initial_conv.out_channels == c, "initialConv out != trunk channels", "initialConv", start)
-        self.check(initial_conv.in_channels == n_in, "initialConv in != numInputChannels", "initialConv", start)
+        self.check(
+            initial_conv.in_channels == n_in, "initialConv in != numInputChannels", "initialConv", start
+        )
         initial_matmul = self.matmul("initialMatMul")
-        self.check(initial_matmul.out_channels == c, "initialMatMul out != trunk channels", "initialMatMul", start)
-        self.check(initial_matmul.in_channels == n_glob, "initialMatMul in != numInputGlobalChannels", "initialMatMul", start)
+        self.check(
+            initial_matmul.out_channels == c, "initialMatMul out != trunk channels", "initialMatMul", start
+        )
+        self.check(
+            initial_matmul.in_channels == n_glob,
+            "initialMatMul in != numInputGlobalChannels",
+            "initialMatMul",
+            start,
+        )
         meta = None
         if meta_version > 0:
             meta = self.meta_encoder()
-            self.check(meta.mul3.out_channels == c, "meta encoder output != trunk channels", "sgfMetadataEncoder", start)
+            self.check(
+                meta.mul3.out_channels == c,
+                "meta encoder output != trunk channels",
+                "sgfMetadataEncoder",
+                start,
+            )
         blocks = self.block_stack(nb, c, name)
         tip_start = self.pos
-        tip_norm: d.BatchNorm | d.RMSNorm = self.bn("trunkTipBN") if norm_kind == 0 else self.rms_norm("trunkTipRMSNorm")
+        tip_norm: d.BatchNorm | d.RMSNorm = (
+            self.bn("trunkTipBN") if norm_kind == 0 else self.rms_norm("trunkTipRMSNorm")
+        )
         tip_c = tip_norm.channels if isinstance(tip_norm, d.BatchNorm) else tip_norm.gamma.shape[0]
         self.check(tip_c == c, "trunk tip norm channels != trunk channels", "trunkTip", tip_start)
         tip_act = self.act("trunkTipActivation")
-        return d.Trunk(name, nb, c, mid, reg, dil, gp, norm_kind, initial_conv, initial_matmul, meta, blocks, tip_norm, tip_act)
+        return d.Trunk(
+            name,
+            nb,
+            c,
+            mid,
+            reg,
+            dil,
+            gp,
+            norm_kind,
+            initial_conv,
+            initial_matmul,
+            meta,
+            blocks,
+            tip_norm,
+            tip_act,
+        )
 
     def policy(self, trunk_c: int) -> d.PolicyHead:
         start = self.pos
         name = self.name("policyHead.name")
         if self.version >= 17:
             out = self.int_("policyHead.policyOutChannels", 2, 4)
-            self.check(out in (2, 4), f"policyOutChannels must be 2 or 4, found {out}", "policyHead.policyOutChannels", start)
+            self.check(
+                out in (2, 4),
+                f"policyOutChannels must be 2 or 4, found {out}",
+                "policyHead.policyOutChannels",
+                start,
+            )
             for opt in "ABC":
                 self.int_(f"policyHead.option{opt} (must be 0)", 0, 0)
         else:
@@ -501,11 +598,18 @@ class _Parser:
             h.pass_act = self.act("passActivation")
             h.gpool_to_pass_mul2 = self.matmul("gpoolToPassMul2")
         g1 = h.g1_bn.channels
-        self.check(h.p1_conv.in_channels == trunk_c and h.g1_conv.in_channels == trunk_c, "head in != trunk", name, start)
+        self.check(
+            h.p1_conv.in_channels == trunk_c and h.g1_conv.in_channels == trunk_c,
+            "head in != trunk",
+            name,
+            start,
+        )
         self.check(h.p1_conv.out_channels == h.p1_bn.channels, "p1Conv/p1BN mismatch", name, start)
         self.check(h.g1_conv.out_channels == g1, "g1Conv/g1BN mismatch", name, start)
         self.check(h.gpool_to_bias_mul.in_channels == 3 * g1, "gpoolToBiasMul in != 3*g1", name, start)
-        self.check(h.gpool_to_bias_mul.out_channels == h.p1_bn.channels, "gpoolToBiasMul out mismatch", name, start)
+        self.check(
+            h.gpool_to_bias_mul.out_channels == h.p1_bn.channels, "gpoolToBiasMul out mismatch", name, start
+        )
         self.check(h.p2_conv.in_channels == h.p1_bn.channels, "p2Conv in mismatch", name, start)
         self.check(h.p2_conv.out_channels == out, f"p2Conv out != {out}", name, start)
         self.check(h.gpool_to_pass_mul.in_channels == 3 * g1, "gpoolToPassMul in != 3*g1", name, start)
@@ -533,10 +637,19 @@ class _Parser:
         v1 = h.v1_bn.channels
         v2 = h.v2_mul.out_channels
         s = 6 if self.version >= 9 else 4 if self.version >= 8 else 2 if self.version >= 4 else 1
-        self.check(h.v1_conv.in_channels == trunk_c and h.v1_conv.out_channels == v1, "v1Conv mismatch", name, start)
+        self.check(
+            h.v1_conv.in_channels == trunk_c and h.v1_conv.out_channels == v1, "v1Conv mismatch", name, start
+        )
         self.check(h.v2_mul.in_channels == 3 * v1, "v2Mul in != 3*v1", name, start)
-        self.check(h.v2_bias.bias.shape[0] == v2 and h.v3_mul.in_channels == v2, "v2/v3 mismatch", name, start)
-        self.check(h.v3_mul.out_channels == 3 and h.v3_bias.bias.shape[0] == 3, "value head must output 3", name, start)
+        self.check(
+            h.v2_bias.bias.shape[0] == v2 and h.v3_mul.in_channels == v2, "v2/v3 mismatch", name, start
+        )
+        self.check(
+            h.v3_mul.out_channels == 3 and h.v3_bias.bias.shape[0] == 3,
+            "value head must output 3",
+            name,
+            start,
+        )
         self.check(h.sv3_mul.in_channels == v2, "sv3Mul in mismatch", name, start)
         self.check(
             h.sv3_mul.out_channels == s and h.sv3_bias.bias.shape[0] == s,
@@ -544,7 +657,12 @@ class _Parser:
             name,
             start,
         )
-        self.check(h.ownership_conv.in_channels == v1 and h.ownership_conv.out_channels == 1, "ownership conv", name, start)
+        self.check(
+            h.ownership_conv.in_channels == v1 and h.ownership_conv.out_channels == 1,
+            "ownership conv",
+            name,
+            start,
+        )
         return h
 
     def model(self) -> d.ModelDesc:
@@ -556,7 +674,9 @@ class _Parser:
         version = self.int_("modelVersion", -(10**9), 10**9)
         if not MIN_VERSION <= version <= MAX_VERSION:
             self.fail(
-                f"unsupported model version {version} (supported: {MIN_VERSION}-{MAX_VERSION})", "modelVersion", vstart
+                f"unsupported model version {version} (supported: {MIN_VERSION}-{MAX_VERSION})",
+                "modelVersion",
+                vstart,
             )
         self.version = version
         n_in = self.int_("numInputChannels", 1, 1024)

@@ -118,7 +118,9 @@ def pull(name: str, quiet: bool = False, force: bool = False) -> Path:
     got = _sha256(Path(tmp.name))
     if got != entry["sha256"]:
         os.unlink(tmp.name)
-        raise ModelNotFoundError(f"sha256 mismatch for {entry['file']}: expected {entry['sha256']}, got {got}")
+        raise ModelNotFoundError(
+            f"sha256 mismatch for {entry['file']}: expected {entry['sha256']}, got {got}"
+        )
     os.replace(tmp.name, dest)
     return dest
 

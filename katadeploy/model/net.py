@@ -391,7 +391,9 @@ class KataGoNet(nn.Module):
         x = self.conv_spatial(spatial) + self.linear_global(global_)[:, :, None, None]
         if self.meta_encoder is not None:
             if meta is None:
-                raise ValueError(f"{self.desc.name} is a human-SL net: it needs the 192-channel SGF metadata input")
+                raise ValueError(
+                    f"{self.desc.name} is a human-SL net: it needs the 192-channel SGF metadata input"
+                )
             x = x + self.meta_encoder(meta)[:, :, None, None]
         for block in self.blocks:
             x = block(x, ctx)

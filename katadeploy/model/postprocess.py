@@ -54,9 +54,13 @@ def _softplus(x: float) -> float:
     return x if x > 40.0 else math.log1p(math.exp(x))
 
 
-def policy_logits(policy: np.ndarray, policy_pass: np.ndarray, params: PostProcessParams, optimism: float) -> np.ndarray:
+def policy_logits(
+    policy: np.ndarray, policy_pass: np.ndarray, params: PostProcessParams, optimism: float
+) -> np.ndarray:
     """Mix the policy channels into one logit per buffer position + pass: ``[H*W + 1]`` float32."""
-    flat = np.concatenate([policy.reshape(policy.shape[0], -1), policy_pass.reshape(-1, 1)], axis=1).astype(np.float32)
+    flat = np.concatenate([policy.reshape(policy.shape[0], -1), policy_pass.reshape(-1, 1)], axis=1).astype(
+        np.float32
+    )
     if params.is_human_sl:
         optimism = 0.0
     if params.num_policy_channels == 2 or (params.num_policy_channels == 4 and params.version >= 16):
@@ -64,9 +68,13 @@ def policy_logits(policy: np.ndarray, policy_pass: np.ndarray, params: PostProce
     return flat[0]
 
 
-def policy_probs(logits: np.ndarray, legal: np.ndarray, scale: float = 1.0, temperature: float = 1.0) -> np.ndarray:
+def policy_probs(
+    logits: np.ndarray, legal: np.ndarray, scale: float = 1.0, temperature: float = 1.0
+) -> np.ndarray:
     """KataGo's masked softmax in float32; illegal entries are -1."""
-    z = np.where(legal, logits.astype(np.float32) * np.float32(scale / temperature), np.float32(-1e30)).astype(np.float32)
+    z = np.where(
+        legal, logits.astype(np.float32) * np.float32(scale / temperature), np.float32(-1e30)
+    ).astype(np.float32)
     if not legal.any():
         raise ValueError("no legal move (not even pass)")
     e = np.exp(z - z.max(), dtype=np.float32)
@@ -143,7 +151,9 @@ def value_outputs(
         "whiteScoreSelfplaySq": f32(score_sq),
     }
     if v >= 9:
-        out.update(varTimeLeft=f32(var_time), shorttermWinlossError=f32(st_wl), shorttermScoreError=f32(st_sc))
+        out.update(
+            varTimeLeft=f32(var_time), shorttermWinlossError=f32(st_wl), shorttermScoreError=f32(st_sc)
+        )
     else:
         out.update(varTimeLeft=-1.0, shorttermWinlossError=-1.0, shorttermScoreError=-1.0)
     return out

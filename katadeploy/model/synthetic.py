@@ -62,7 +62,9 @@ class _Gen:
         return f"{base}{self.count}"
 
     def conv(self, ic: int, oc: int, k: int = 3, gain: float = 1.0) -> d.Conv:
-        w = self.rng.standard_normal((oc, ic, k, k)).astype(np.float32) * np.float32(gain / np.sqrt(ic * k * k))
+        w = self.rng.standard_normal((oc, ic, k, k)).astype(np.float32) * np.float32(
+            gain / np.sqrt(ic * k * k)
+        )
         return d.Conv(self.nm("conv"), w)
 
     def bn(self, c: int, scale: bool = True, bias: bool = True) -> d.BatchNorm:
@@ -78,7 +80,9 @@ class _Gen:
         return d.Activation(self.nm("act"), self.act_kind)
 
     def mat(self, ic: int, oc: int, gain: float = 1.0) -> d.MatMul:
-        return d.MatMul(self.nm("mat"), (self.rng.standard_normal((ic, oc)) * (gain / np.sqrt(ic))).astype(np.float32))
+        return d.MatMul(
+            self.nm("mat"), (self.rng.standard_normal((ic, oc)) * (gain / np.sqrt(ic))).astype(np.float32)
+        )
 
     def bias(self, c: int) -> d.MatBias:
         return d.MatBias(self.nm("bias"), (self.rng.standard_normal(c) * 0.1).astype(np.float32))
@@ -169,7 +173,11 @@ def random_model(
         g.bn(p1), g.act(), g.conv(p1, policy_channels, k=1), g.mat(3 * g1, p1 if version >= 15 else policy_channels),
     )  # fmt: skip
     if version >= 15:
-        pol.gpool_to_pass_bias, pol.pass_act, pol.gpool_to_pass_mul2 = g.bias(p1), g.act(), g.mat(p1, policy_channels)
+        pol.gpool_to_pass_bias, pol.pass_act, pol.gpool_to_pass_mul2 = (
+            g.bias(p1),
+            g.act(),
+            g.mat(p1, policy_channels),
+        )
     s = 6 if version >= 9 else 4 if version >= 8 else 2 if version >= 4 else 1
     v1, v2 = 6, 8
     val = d.ValueHead("value", g.conv(c, v1, k=1), g.bn(v1), g.act(), g.mat(3 * v1, v2), g.bias(v2), g.act(),

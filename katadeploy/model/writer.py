@@ -91,7 +91,9 @@ class _Out:
                 self.block(inner)
             self.bn(b.post_bn), self.act(b.post_act), self.conv(b.post_conv)
         elif isinstance(b, d.AttentionBlock):
-            self.tok(b.name, b.num_heads, b.num_kv_heads, b.q_head_dim, b.v_head_dim, b.use_rope, b.learnable_rope)
+            self.tok(
+                b.name, b.num_heads, b.num_kv_heads, b.q_head_dim, b.v_head_dim, b.use_rope, b.learnable_rope
+            )
             self.tf_norm(b.pre_norm)
             self.matmul(b.q_proj), self.matmul(b.k_proj), self.matmul(b.v_proj), self.matmul(b.out_proj)
             if b.use_rope and b.learnable_rope:
@@ -118,7 +120,15 @@ class _Out:
         if m.version >= 15:
             self.tok(m.meta_encoder_version, m.prefer_pass_alive_under_suicide, 0, 0, 0, 0, 0, 0)
         t = m.trunk
-        self.tok(t.name, len(t.blocks), t.channels, t.mid_channels, t.regular_channels, t.dilated_channels, t.gpool_channels)
+        self.tok(
+            t.name,
+            len(t.blocks),
+            t.channels,
+            t.mid_channels,
+            t.regular_channels,
+            t.dilated_channels,
+            t.gpool_channels,
+        )
         if m.version >= 15:
             self.tok(t.norm_kind, 0, 0, 0, 0, 0)
         elif t.norm_kind != 0:
@@ -154,7 +164,13 @@ class _Out:
         self.tok(v.name)
         if m.version >= 17:
             self.tok(0, 0, 0)
-        self.conv(v.v1_conv), self.bn(v.v1_bn), self.act(v.v1_act), self.matmul(v.v2_mul), self.matbias(v.v2_bias)
+        (
+            self.conv(v.v1_conv),
+            self.bn(v.v1_bn),
+            self.act(v.v1_act),
+            self.matmul(v.v2_mul),
+            self.matbias(v.v2_bias),
+        )
         self.act(v.v2_act), self.matmul(v.v3_mul), self.matbias(v.v3_bias), self.matmul(v.sv3_mul)
         self.matbias(v.sv3_bias), self.conv(v.ownership_conv)
 

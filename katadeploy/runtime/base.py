@@ -25,4 +25,6 @@ class Evaluator(Protocol):
     name: str
     output_scale: float
 
-    def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch: ...
+    def evaluate(
+        self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None
+    ) -> RawBatch: ...

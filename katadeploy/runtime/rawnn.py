@@ -38,7 +38,9 @@ def check_supported(
         )
     for s in states:
         if s.x_size > nn_x or s.y_size > nn_y:
-            raise KatadeployError(f"position {s.id!r} is {s.x_size}x{s.y_size}, larger than the {nn_x}x{nn_y} tensor")
+            raise KatadeployError(
+                f"position {s.id!r} is {s.x_size}x{s.y_size}, larger than the {nn_x}x{nn_y} tensor"
+            )
 
 
 def _batches(items: Sequence[GameState], size: int) -> Iterator[Sequence[GameState]]:
@@ -62,7 +64,9 @@ def raw_nn(
 ) -> Iterator[tuple[GameState, dict]]:
     states = list(states)
     check_supported(model, nn_x, nn_y, states, human_profile)
-    sgf_meta = profile(human_profile) if model.meta_encoder_version > 0 and human_profile is not None else None
+    sgf_meta = (
+        profile(human_profile) if model.meta_encoder_version > 0 and human_profile is not None else None
+    )
     pp = PostProcessParams.of(model, evaluator.output_scale)
     for batch in _batches(states, batch_size):
         spatial, glob = encode_batch(
@@ -72,7 +76,9 @@ def raw_nn(
         spatial = np.ascontiguousarray(apply_to_inputs(spatial, symmetry))
         meta = None
         if sgf_meta is not None:
-            meta = np.stack([metadata_row(sgf_meta, s.next_player == P_WHITE, s.x_size * s.y_size) for s in batch])
+            meta = np.stack(
+                [metadata_row(sgf_meta, s.next_player == P_WHITE, s.x_size * s.y_size) for s in batch]
+            )
         out = evaluator.evaluate(spatial, glob, meta)
         policy = apply_to_outputs(out.policy, symmetry)
         ownership = apply_to_outputs(out.ownership, symmetry)

@@ -31,6 +31,8 @@ class TorchEvaluator:
             out = self.net(
                 torch.from_numpy(np.ascontiguousarray(spatial, dtype=np.float32)).to(self.device),
                 torch.from_numpy(np.ascontiguousarray(global_, dtype=np.float32)).to(self.device),
-                None if meta is None else torch.from_numpy(np.ascontiguousarray(meta, dtype=np.float32)).to(self.device),
+                None
+                if meta is None
+                else torch.from_numpy(np.ascontiguousarray(meta, dtype=np.float32)).to(self.device),
             )
         return RawBatch(*(t.float().cpu().numpy() for t in out))

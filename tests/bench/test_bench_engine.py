@@ -20,8 +20,13 @@ def test_short_real_run_counts_visits_and_nn_evals(katago, shared_dir):
     positions = be.default_positions(2)
     progress = io.StringIO()
     result = be.run_engine_bench(
-        shared_dir / "models" / NET, threads=[1, 2], visits=visits, positions=positions, binary=katago,
-        progress=True, stream=progress,
+        shared_dir / "models" / NET,
+        threads=[1, 2],
+        visits=visits,
+        positions=positions,
+        binary=katago,
+        progress=True,
+        stream=progress,
     )
     assert result.katago_version == "KataGo v1.18.1"
     assert [r.threads for r in result.results] == [1, 2]
@@ -49,8 +54,23 @@ def test_short_real_run_counts_visits_and_nn_evals(katago, shared_dir):
 @pytest.mark.timeout(900)
 def test_cli_prints_table_and_writes_json(katago, shared_dir, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    rc = main(["bench", "engine", "--model", str(shared_dir / "models" / NET), "--threads", "1", "--visits", "8",
-               "--positions", "1", "--json", str(out), "--no-progress"])
+    rc = main(
+        [
+            "bench",
+            "engine",
+            "--model",
+            str(shared_dir / "models" / NET),
+            "--threads",
+            "1",
+            "--visits",
+            "8",
+            "--positions",
+            "1",
+            "--json",
+            str(out),
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "visits/s" in captured.out and captured.out.splitlines()[3].split()[0] == "1"
@@ -84,7 +104,9 @@ def test_missing_model_or_katago_is_a_clear_error(tmp_path, capsys, monkeypatch)
     fake.chmod(0o755)
     assert main(["bench", "engine", "--model", str(tmp_path / "nope.bin.gz"), "--katago", str(fake)]) == 2
     assert "model" in (err := capsys.readouterr().err) and "nope.bin.gz does not exist" in err
-    assert main(["bench", "engine", "--model", str(tmp_path / "nope.bin.gz"), "--katago", "/nonexistent"]) == 2
+    assert (
+        main(["bench", "engine", "--model", str(tmp_path / "nope.bin.gz"), "--katago", "/nonexistent"]) == 2
+    )
     assert "KataGo binary /nonexistent does not exist" in capsys.readouterr().err
 
 

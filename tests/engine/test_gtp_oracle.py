@@ -17,10 +17,22 @@ SMALL_NETS = (
     "b7c96h6kv3qk32v16tflrs-fson-bnh",
 )
 #: three 19x19 game positions (one handicap game among the first ten is fine too) and two small random boards
-POSITION_IDS = ("DeepZenGo_0021.sgf@94", "Jin_Mao_Ce_Shi_0062.sgf@3", "FineArt_0116.sgf@63", "rand9_101_1", "rand13_101_0")
+POSITION_IDS = (
+    "DeepZenGo_0021.sgf@94",
+    "Jin_Mao_Ce_Shi_0062.sgf@3",
+    "FineArt_0116.sgf@63",
+    "rand9_101_1",
+    "rand13_101_0",
+)
 PROB_TOL = 1e-4  # probabilities: policy, policyPass, whiteWin/Loss/noResult, ownership
-SCALAR_KEYS = ("whiteLead", "whiteScoreSelfplay", "whiteScoreSelfplaySq", "varTimeLeft",
-               "shorttermWinlossError", "shorttermScoreError")
+SCALAR_KEYS = (
+    "whiteLead",
+    "whiteScoreSelfplay",
+    "whiteScoreSelfplaySq",
+    "varTimeLeft",
+    "shorttermWinlossError",
+    "shorttermScoreError",
+)
 BUFFER_19 = {"maxBoardSizeForNNBuffer": 19, "requireMaxBoardSize": False}
 
 
@@ -40,7 +52,9 @@ def assert_matches_golden(got: dict, want: dict, where: str) -> None:
     for key in ("whiteWin", "whiteLoss", "noResult", "policyPass"):
         assert abs(got[key] - want[key]) <= PROB_TOL, f"{where} {key}: {got[key]} vs {want[key]}"
     for key in SCALAR_KEYS:
-        assert math.isclose(got[key], want[key], rel_tol=1e-4, abs_tol=2e-3), f"{where} {key}: {got[key]} vs {want[key]}"
+        assert math.isclose(got[key], want[key], rel_tol=1e-4, abs_tol=2e-3), (
+            f"{where} {key}: {got[key]} vs {want[key]}"
+        )
     assert len(got["policy"]) == len(want["policy"]) == len(got["whiteOwnership"])
     for i, (g, w) in enumerate(zip(got["policy"], want["policy"], strict=True)):
         assert (g is None) == (w is None), f"{where} policy[{i}] legality: {g} vs {w}"
@@ -58,7 +72,9 @@ def test_kata_raw_nn_matches_golden(stem, katago, katago_gtp_config, shared_dir)
     with GTPEngine(shared_dir / "models" / f"{stem}.bin.gz", katago_gtp_config, binary=katago) as engine:
         assert engine.version.startswith("1.18.1")
         for pid in POSITION_IDS:
-            assert_matches_golden(engine.raw_nn(positions[pid], symmetry=0, optimism=0.0), golden[pid], f"{stem} {pid}")
+            assert_matches_golden(
+                engine.raw_nn(positions[pid], symmetry=0, optimism=0.0), golden[pid], f"{stem} {pid}"
+            )
 
 
 @pytest.mark.katago
@@ -68,8 +84,12 @@ def test_padded_nn_buffer_override_still_matches(katago, katago_gtp_config, shar
     stem = SMALL_NETS[0]
     positions, golden = _positions(shared_dir), _golden(shared_dir, stem)
     assert format_overrides(BUFFER_19) == "maxBoardSizeForNNBuffer=19,requireMaxBoardSize=false"
-    with GTPEngine(shared_dir / "models" / f"{stem}.bin.gz", katago_gtp_config, binary=katago,
-                   overrides={**BUFFER_19, "logToStderr": True}) as engine:
+    with GTPEngine(
+        shared_dir / "models" / f"{stem}.bin.gz",
+        katago_gtp_config,
+        binary=katago,
+        overrides={**BUFFER_19, "logToStderr": True},
+    ) as engine:
         got = engine.raw_nn(positions["rand9_101_1"])
         assert any("19 * 19 allowing smaller boards" in line for line in engine.stderr_tail)
     assert_matches_golden(got, golden["rand9_101_1"], "padded rand9_101_1")
@@ -79,7 +99,9 @@ def test_padded_nn_buffer_override_still_matches(katago, katago_gtp_config, shar
 @pytest.mark.timeout(600)
 def test_gtp_client_protocol_errors_timeouts_and_symmetries(katago, katago_gtp_config, shared_dir):
     positions = _positions(shared_dir)
-    with GTPEngine(shared_dir / "models" / f"{SMALL_NETS[0]}.bin.gz", katago_gtp_config, binary=katago) as engine:
+    with GTPEngine(
+        shared_dir / "models" / f"{SMALL_NETS[0]}.bin.gz", katago_gtp_config, binary=katago
+    ) as engine:
         with pytest.raises(GTPError, match="KataGo rejected"):
             engine.send("play B Z99")
         with pytest.raises(GTPError):
@@ -107,13 +129,28 @@ def test_gtp_client_protocol_errors_timeouts_and_symmetries(katago, katago_gtp_c
 
 def test_parse_raw_nn_marks_illegal_moves_none():
     # KataGo pads grid rows with a trailing space and prints "NAN" for illegal moves
-    text = "\n".join([
-        "symmetry 3", "whiteWin 0.250000", "whiteLoss 0.750000", "noResult 0.000000", "whiteLead -1.500",
-        "whiteScoreSelfplay -1.250", "whiteScoreSelfplaySq 4.000", "varTimeLeft 0.500",
-        "shorttermWinlossError 0.100", "shorttermScoreError 1.000",
-        "policy", "0.500000     NAN ", "0.250000 0.200000 ", "policyPass 0.050000 ",
-        "whiteOwnership", "-0.5000000 1.0000000 ", "0.0000000 -1.0000000 ", "",
-    ])
+    text = "\n".join(
+        [
+            "symmetry 3",
+            "whiteWin 0.250000",
+            "whiteLoss 0.750000",
+            "noResult 0.000000",
+            "whiteLead -1.500",
+            "whiteScoreSelfplay -1.250",
+            "whiteScoreSelfplaySq 4.000",
+            "varTimeLeft 0.500",
+            "shorttermWinlossError 0.100",
+            "shorttermScoreError 1.000",
+            "policy",
+            "0.500000     NAN ",
+            "0.250000 0.200000 ",
+            "policyPass 0.050000 ",
+            "whiteOwnership",
+            "-0.5000000 1.0000000 ",
+            "0.0000000 -1.0000000 ",
+            "",
+        ]
+    )
     (block,) = parse_raw_nn(text)
     assert block["symmetry"] == 3 and block["whiteWin"] == 0.25 and block["whiteLead"] == -1.5
     assert block["policy"] == [0.5, None, 0.25, 0.2]

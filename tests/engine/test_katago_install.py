@@ -108,11 +108,13 @@ def test_cli_katago_path_and_env(katago, capsys):
     env = dict(os.environ)
     for line in lines:
         assert line.startswith("export ")
-        key, _, value = line[len("export "):].partition("=")
+        key, _, value = line[len("export ") :].partition("=")
         env[key] = value.strip("'")
     assert Path(env[kg.KATAGO_ENV]) == katago.path
     # the printed environment is enough to run the binary
-    proc = subprocess.run([env[kg.KATAGO_ENV], "version"], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [env[kg.KATAGO_ENV], "version"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "KataGo v1.18.1" in proc.stdout
 
     assert main(["katago", "version"]) == 0
@@ -186,12 +188,14 @@ def test_check_opencl_finds_a_device_and_names_the_fix_when_missing(monkeypatch,
 
 
 def test_configs_are_minimal_and_overridable(tmp_path):
-    cfg = kg.write_analysis_config(tmp_path / "sub" / "a.cfg", numAnalysisThreads=3, nnRandomize=False,
-                                   wideRootNoise=None, extraKey=1.5)
+    cfg = kg.write_analysis_config(
+        tmp_path / "sub" / "a.cfg", numAnalysisThreads=3, nnRandomize=False, wideRootNoise=None, extraKey=1.5
+    )
     text = cfg.read_text()
     keys = dict(
         (ln.split("=")[0].strip(), ln.split("=", 1)[1].strip())
-        for ln in text.splitlines() if "=" in ln and not ln.lstrip().startswith("#")
+        for ln in text.splitlines()
+        if "=" in ln and not ln.lstrip().startswith("#")
     )
     assert keys["numAnalysisThreads"] == "3" and keys["nnRandomize"] == "false" and keys["extraKey"] == "1.5"
     assert "wideRootNoise" not in keys
@@ -200,7 +204,8 @@ def test_configs_are_minimal_and_overridable(tmp_path):
     gtp = kg.write_gtp_config(tmp_path / "g.cfg", homeDataDir=tmp_path / "home")
     gkeys = dict(
         (ln.split("=")[0].strip(), ln.split("=", 1)[1].strip())
-        for ln in gtp.read_text().splitlines() if "=" in ln and not ln.lstrip().startswith("#")
+        for ln in gtp.read_text().splitlines()
+        if "=" in ln and not ln.lstrip().startswith("#")
     )
     assert gkeys["openclUseFP16"] == "false" and gkeys["homeDataDir"] == str(tmp_path / "home")
     for bad in ({"bad key": 1}, {"k": "a\nb"}, {"k": "a # b"}):
@@ -255,9 +260,13 @@ def test_tune_file_is_salvaged_from_a_crashed_tuner(tmp_path):
     assert len(lines) == 22 and lines[0] == "VERSION=13" and lines[1:9] == ["0"] * 8
     text = target.read_text()
     assert "#xGemmDirect\nWGD=32 MDIMCD=8 NDIMCD=8 MDIMAD=8 NDIMBD=16" in text
-    assert "#xGemm\nMWG=64 NWG=64 KWG=32" in text and "#xGemm16\nMWG=64 NWG=64 KWG=32" in text  # FP16 line ignored
-    assert ("#conv3x3\nINTILE_XSIZE=6 INTILE_YSIZE=6 OUTTILE_XSIZE=4 OUTTILE_YSIZE=4 transLocalSize0=8 "
-            "transLocalSize1=32 untransLocalSize0=2 untransLocalSize1=4 untransLocalSize2=16") in text  # verbose '*' only
+    assert (
+        "#xGemm\nMWG=64 NWG=64 KWG=32" in text and "#xGemm16\nMWG=64 NWG=64 KWG=32" in text
+    )  # FP16 line ignored
+    assert (
+        "#conv3x3\nINTILE_XSIZE=6 INTILE_YSIZE=6 OUTTILE_XSIZE=4 OUTTILE_YSIZE=4 transLocalSize0=8 "
+        "transLocalSize1=32 untransLocalSize0=2 untransLocalSize1=4 untransLocalSize2=16"
+    ) in text  # verbose '*' only
     assert "#transformerRMSNorm\nWG_C_SIZE=64 WG_XY_SIZE=1 C_PER_THREAD=4" in text
     assert "#gPool\nXYSTRIDE=1 CHANNELSTRIDE=1 BATCHSTRIDE=1" in text  # never reached: KataGo's default
     assert "#spatialRMSNorm\nTILE_SIZE=32 APPLY_ELTS_PER_THREAD=1" in text

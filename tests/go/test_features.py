@@ -86,7 +86,8 @@ class Sgf:
                 for pt in re.findall(r"\[([a-z]{2})\]", m.group(1)):
                     self.placements.append((self.loc(pt), color))
         self.moves = [
-            (self.loc(pt), BLACK if c == "B" else WHITE) for c, pt in re.findall(r";([BW])\[([a-z]{0,2})\]", text)
+            (self.loc(pt), BLACK if c == "B" else WHITE)
+            for c, pt in re.findall(r";([BW])\[([a-z]{0,2})\]", text)
         ]
 
     def loc(self, pt: str) -> int:
@@ -148,7 +149,9 @@ def compare(name: str, actual: list[str]) -> None:
     expected = _expected(name)
     actual = [a.rstrip() for a in actual if a.strip()]
     for i, (a, e) in enumerate(zip(actual, expected, strict=False)):
-        assert a == e, f"{name}: line {i} differs:\n  ours:   {a}\n  KataGo: {e}\ncontext: {expected[max(0, i - 5):i]}"
+        assert a == e, (
+            f"{name}: line {i} differs:\n  ours:   {a}\n  KataGo: {e}\ncontext: {expected[max(0, i - 5) : i]}"
+        )
     assert len(actual) == len(expected), f"{name}: {len(actual)} lines, KataGo has {len(expected)}"
 
 
@@ -214,8 +217,12 @@ def test_area_komi() -> None:
 def _all_rules_variants() -> list[Rules]:
     out = []
     for scoring, tax in (
-        (SCORING_AREA, TAX_NONE), (SCORING_AREA, TAX_SEKI), (SCORING_TERRITORY, TAX_NONE),
-        (SCORING_TERRITORY, TAX_SEKI), (SCORING_AREA, TAX_ALL), (SCORING_TERRITORY, TAX_ALL),
+        (SCORING_AREA, TAX_NONE),
+        (SCORING_AREA, TAX_SEKI),
+        (SCORING_TERRITORY, TAX_NONE),
+        (SCORING_TERRITORY, TAX_SEKI),
+        (SCORING_AREA, TAX_ALL),
+        (SCORING_TERRITORY, TAX_ALL),
     ):
         komi = 1.0
         for ko in (KO_SIMPLE, KO_POSITIONAL, KO_SITUATIONAL):
@@ -253,9 +260,12 @@ def test_ko_prohibition_encore_and_pass_history() -> None:
         pla = WHITE if p == BLACK else BLACK
         if i in (24, 25, 26, 30, 31, 32, 33, 34):
             out.append(f"Move {i}")
-            out.append(" ".join(
-                "".join(str(int(hist.is_legal(board.get_loc(x, y), pla))) for x in range(6)) for y in range(6)
-            ))
+            out.append(
+                " ".join(
+                    "".join(str(int(hist.is_legal(board.get_loc(x, y), pla))) for x in range(6))
+                    for y in range(6)
+                )
+            )
             spatial, glob = encode_v7(hist, pla, 6, 6, params)
             out.append("Pass Hist Channels: " + " ".join(g(v) for v in glob[:5]))
             out.append("Selfkomi channel times 15: " + g(glob[5] * np.float32(15)))
@@ -287,8 +297,12 @@ def test_area_feature_and_komi_by_rules_and_encore() -> None:
     params = NNInputParams(draw_equivalent_wins_for_white=0.5)
     out: list[str] = []
     for go_to_encore2 in (0, 1):
-        for scoring, tax in ((SCORING_AREA, TAX_NONE), (SCORING_AREA, TAX_SEKI),
-                             (SCORING_TERRITORY, TAX_NONE), (SCORING_TERRITORY, TAX_SEKI)):
+        for scoring, tax in (
+            (SCORING_AREA, TAX_NONE),
+            (SCORING_AREA, TAX_SEKI),
+            (SCORING_TERRITORY, TAX_NONE),
+            (SCORING_TERRITORY, TAX_SEKI),
+        ):
             board = B.Board.parse_board(7, 7, diagram)
             rules = Rules(KO_POSITIONAL, scoring, tax, False, False, WHB_ZERO, False, 6.5)
             hist = BoardHistory(board, WHITE, rules)
@@ -312,8 +326,15 @@ def test_area_feature_and_komi_by_rules_and_encore() -> None:
                     hist.make_board_move_assume_legal(PASS, WHITE)
                     hist.make_board_move_assume_legal(PASS, BLACK)
                     run_both()
-            for x, y, p in ((6, 5, WHITE), (5, 6, BLACK), (0, 4, WHITE), (6, 0, BLACK), (1, 0, WHITE),
-                            (4, 5, BLACK), (5, 4, WHITE)):
+            for x, y, p in (
+                (6, 5, WHITE),
+                (5, 6, BLACK),
+                (0, 4, WHITE),
+                (6, 0, BLACK),
+                (1, 0, WHITE),
+                (4, 5, BLACK),
+                (5, 4, WHITE),
+            ):
                 hist.make_board_move_assume_legal(hist.board.get_loc(x, y), p)
                 run_both()
     compare("areafeature", out)
@@ -408,12 +429,16 @@ def test_self_komi_handicap_white_bonus() -> None:
 
 def test_passing_hack_conditions() -> None:
     diagram = ".x.o.o.\nx.xoooo\nxxxxxxx\nooxxooo\n.oxo.o.\nooxooxo\n.oxo.x."
-    out = ["Passing hack condition based on as-is scoring " + "=" * 74, ]
+    out = [
+        "Passing hack condition based on as-is scoring " + "=" * 74,
+    ]
 
     def test_scoring(hist: BoardHistory, expected_friendly_pass_suppress: bool) -> None:
         nxt = hist.presumed_next_move_pla
         out.extend(debug_info(hist))
-        out.append(f"Finished or past normal end: {int(hist.is_game_finished or hist.is_past_normal_phase_end)}")
+        out.append(
+            f"Finished or past normal end: {int(hist.is_game_finished or hist.is_past_normal_phase_end)}"
+        )
         out.append(f"Pass would end phase: {int(hist.pass_would_end_phase(nxt))}")
         out.append(f"Pass would end game: {int(hist.pass_would_end_game(nxt))}")
         out.append(f"Pass should suppress: {int(hist.should_suppress_end_game_from_friendly_pass(nxt))}")
@@ -453,21 +478,31 @@ def test_passing_hack_conditions() -> None:
             if territory_pre_encore2:
                 assert has_hist == (history_input > 0)
             else:
-                assert (
-                    has_hist and (not hist.pass_would_end_game(nxt) or h.winner == nxt)
-                ) == (history_input > 0)
+                assert (has_hist and (not hist.pass_would_end_game(nxt) or h.winner == nxt)) == (
+                    history_input > 0
+                )
             komi += 0.5
 
     cases = [
         (parse_rules("tromp-taylor"), "C7 pass pass pass", (False, False, True, False, False)),
         (parse_rules("chinese"), "C7 pass pass pass", (False, False, True, False, False)),
-        (replace(parse_rules("chinese"), tax_rule=TAX_SEKI), "C7 pass pass pass", (False, False, True, False, False)),
+        (
+            replace(parse_rules("chinese"), tax_rule=TAX_SEKI),
+            "C7 pass pass pass",
+            (False, False, True, False, False),
+        ),
         (parse_rules("stonescoring"), "C7 pass pass pass", (False, False, True, False, False)),
-        (replace(parse_rules("japanese"), tax_rule=TAX_NONE), "C7 pass pass pass pass pass E3 pass G1 G3 G2 pass",
-         (False,) * 13),
+        (
+            replace(parse_rules("japanese"), tax_rule=TAX_NONE),
+            "C7 pass pass pass pass pass E3 pass G1 G3 G2 pass",
+            (False,) * 13,
+        ),
         (parse_rules("japanese"), "C7 pass pass pass pass pass E3 pass G1 G3 G2 pass", (False,) * 13),
-        (replace(parse_rules("japanese"), tax_rule=TAX_ALL), "C7 pass pass pass pass pass E3 pass G1 G3 G2 pass",
-         (False,) * 13),
+        (
+            replace(parse_rules("japanese"), tax_rule=TAX_ALL),
+            "C7 pass pass pass pass pass E3 pass G1 G3 G2 pass",
+            (False,) * 13,
+        ),
     ]
     for rules, seq, suppress in cases:
         out.append("-" * 51)
@@ -510,8 +545,10 @@ def test_history_seen_past_end_of_game_or_phase() -> None:
                     spatial, glob = encode_v7(hist, pla, 9, 9, params)
                     seen = []
                     for lookback in range(1, 6):
-                        hits = [loc_str(hist.board.get_loc(int(x), int(y)), hist.board)
-                                for y, x in zip(*np.nonzero(spatial[8 + lookback]), strict=True)]
+                        hits = [
+                            loc_str(hist.board.get_loc(int(x), int(y)), hist.board)
+                            for y, x in zip(*np.nonzero(spatial[8 + lookback]), strict=True)
+                        ]
                         if glob[lookback - 1] > 0:
                             hits.append("pass")
                         assert len(hits) <= 1
@@ -568,7 +605,9 @@ def test_legal_policy_mask_matches_is_legal() -> None:
             assert mask[y * 19 + x] == hist.is_legal(board.get_loc(x, y), pla)
     assert mask[-1]
     # The simple-ko point is illegal, occupied points are illegal.
-    assert not mask[[i for i in range(361) if board.colors[board.get_loc(i % 19, i // 19)] != B.C_EMPTY]].any()
+    assert not mask[
+        [i for i in range(361) if board.colors[board.get_loc(i % 19, i // 19)] != B.C_EMPTY]
+    ].any()
     small = legal_policy_mask(*run_sgf(SEVEN_SGF, TT), 9, 9)
     assert small.shape == (82,)
     assert not small[[y * 9 + x for y in range(9) for x in range(9) if x >= 7 or y >= 7]].any()
@@ -580,8 +619,14 @@ def test_pass_alive_suicide_override_changes_area_only_when_it_matters() -> None
     hist = BoardHistory(board, BLACK, replace(rules, scoring_rule=SCORING_AREA, tax_rule=TAX_NONE))
     a = encode_v7(hist, BLACK, 7, 7)
     b = encode_v7(hist, BLACK, 7, 7, prefer_pass_alive_under_suicide=True)
-    c = encode_v7(hist, BLACK, 7, 7, NNInputParams(pass_alive_suicide_rules_override=0),
-                  prefer_pass_alive_under_suicide=True)
+    c = encode_v7(
+        hist,
+        BLACK,
+        7,
+        7,
+        NNInputParams(pass_alive_suicide_rules_override=0),
+        prefer_pass_alive_under_suicide=True,
+    )
     for x, y in zip(a, c, strict=True):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a[1], b[1])

@@ -181,7 +181,9 @@ def test_simple_ko_violation() -> None:
     )
     assert st.board.colors[st.board.loc_of_string("D4")] == WHITE
     # Tolerant mode accepts the immediate recapture, as KataGo's GTP play does.
-    st = position_from_query(q(initialStones=stones, moves=[["W", "D4"], ["B", "E4"], ["W", "D4"]]), strict=False)
+    st = position_from_query(
+        q(initialStones=stones, moves=[["W", "D4"], ["B", "E4"], ["W", "D4"]]), strict=False
+    )
     assert st.board.colors[st.board.loc_of_string("D4")] == WHITE
 
 
@@ -199,7 +201,9 @@ def test_superko_violation() -> None:
 
 
 # ------------------------------------------------------------------------------------------------- malformed input
-@pytest.mark.parametrize("vertex", ["Z9", "", "D", "D0", "I5", "E10", "T19", "(9,9)", "(-1,0)", "44", "E5x", "null"])
+@pytest.mark.parametrize(
+    "vertex", ["Z9", "", "D", "D0", "I5", "E10", "T19", "(9,9)", "(-1,0)", "44", "E5x", "null"]
+)
 def test_malformed_or_off_board_vertices(vertex: str) -> None:
     bad(q(moves=[["B", vertex]]), "could not parse board location")
 
@@ -239,8 +243,10 @@ def test_bad_komi(komi) -> None:
     bad(q(komi=komi), "komi")
 
 
-@pytest.mark.parametrize("rules", ["chinese-rules", "", 5, None, ["japanese"], {"ko": "positional"},
-                                   {"komi": "x"}, "koSIMPLEscoreBOTH"])
+@pytest.mark.parametrize(
+    "rules",
+    ["chinese-rules", "", 5, None, ["japanese"], {"ko": "positional"}, {"komi": "x"}, "koSIMPLEscoreBOTH"],
+)
 def test_bad_rules(rules) -> None:
     bad(q(rules=rules), "rules")
 

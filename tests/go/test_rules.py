@@ -100,7 +100,10 @@ def test_kataGo_rules_parsing_bug_case() -> None:
 
 
 def test_short_string_defaults() -> None:
-    assert str(parse_rules("koPOSITIONALscoreAREAtaxNONEsui1komi7.5")) == "koPOSITIONALscoreAREAtaxNONEsui1komi7.5"
+    assert (
+        str(parse_rules("koPOSITIONALscoreAREAtaxNONEsui1komi7.5"))
+        == "koPOSITIONALscoreAREAtaxNONEsui1komi7.5"
+    )
     # Territory without tax -> SEKI and komi 6.5; button -> komi 7.
     r = parse_rules("koSIMPLEscoreTERRITORY")
     assert (r.tax_rule, r.komi) == (TAX_SEKI, 6.5)
@@ -113,7 +116,12 @@ def test_short_string_defaults() -> None:
 
 def test_json_defaults_and_komi() -> None:
     r = parse_rules({"scoring": "TERRITORY"})
-    assert (r.ko_rule, r.tax_rule, r.komi, r.multi_stone_suicide_legal) == (KO_POSITIONAL, TAX_SEKI, 6.5, True)
+    assert (r.ko_rule, r.tax_rule, r.komi, r.multi_stone_suicide_legal) == (
+        KO_POSITIONAL,
+        TAX_SEKI,
+        6.5,
+        True,
+    )
     assert parse_rules('{"hasButton": true}').komi == 7.0
     assert parse_rules({"ko": "SIMPLE", "komi": 5}).komi == 5.0
     assert parse_rules({"score": "AREA", "tax": "ALL"}).tax_rule == TAX_ALL
@@ -271,12 +279,17 @@ def test_simple_ko_rules() -> None:
     assert h.encore_phase == 2
     s.result()
     assert s.out == [
-        "After black ko capture:", "Illegal: (5,0) O",
+        "After black ko capture:",
+        "Illegal: (5,0) O",
         "After black ko capture and one pass:",
         "After black ko capture and one pass and black other move:",
-        "White recapture:", "Illegal: (5,1) X",
+        "White recapture:",
+        "Illegal: (5,1) X",
         "Beginning sending two returning one cycle",
-        "Winner: Black", "W-B Score: -1.5", "isNoResult: 0", "isResignation: 0",
+        "Winner: Black",
+        "W-B Score: -1.5",
+        "isNoResult: 0",
+        "isResignation: 0",
     ]
 
 
@@ -318,31 +331,41 @@ def _superko_script(ko: int) -> list[str]:
 
 def test_positional_ko_rules() -> None:
     assert _superko_script(KO_POSITIONAL) == [
-        "After black ko capture:", "Illegal: (5,0) O",
+        "After black ko capture:",
+        "Illegal: (5,0) O",
         "After black ko capture and one pass:",
         "Beginning sending two returning one cycle",
         "After white sends two?",
-        "Can white recapture?", "Illegal: (1,0) O",
-        "After white recaptures the other ko instead", "Illegal: (5,1) X",
+        "Can white recapture?",
+        "Illegal: (1,0) O",
+        "After white recaptures the other ko instead",
+        "Illegal: (5,1) X",
         "After white recaptures the other ko instead and black passes",
-        "After white now returns 1", "Illegal: (5,1) X",
+        "After white now returns 1",
+        "Illegal: (5,1) X",
         "After white now returns 1 and black passes",
-        "After white sends 2 again", "Illegal: (0,0) X", "Illegal: (5,1) X",
+        "After white sends 2 again",
+        "Illegal: (0,0) X",
+        "Illegal: (5,1) X",
     ]
 
 
 def test_situational_ko_rules() -> None:
     assert _superko_script(KO_SITUATIONAL) == [
-        "After black ko capture:", "Illegal: (5,0) O",
+        "After black ko capture:",
+        "Illegal: (5,0) O",
         "After black ko capture and one pass:",
         "Beginning sending two returning one cycle",
         "After white sends two?",
         "Can white recapture?",
-        "After white recaptures the other ko instead", "Illegal: (5,1) X",
+        "After white recaptures the other ko instead",
+        "Illegal: (5,1) X",
         "After white recaptures the other ko instead and black passes",
-        "After white now returns 1", "Illegal: (5,1) X",
+        "After white now returns 1",
+        "Illegal: (5,1) X",
         "After white now returns 1 and black passes",
-        "After white sends 2 again", "Illegal: (0,0) X",
+        "After white sends 2 again",
+        "Illegal: (0,0) X",
     ]
 
 
@@ -388,29 +411,44 @@ def test_spight_ko_rules() -> None:
     assert h.encore_phase == 2
     s.result()
     assert s.out == [
-        "After black ko capture:", "Illegal: (5,0) O",
+        "After black ko capture:",
+        "Illegal: (5,0) O",
         "After black ko capture and one pass:",
         "If black were to pass as well??",
         "Beginning sending two returning one cycle",
         "After white sends two?",
-        "Can white recapture?", "Illegal: (1,0) O",
-        "After white recaptures the other ko instead", "Illegal: (5,1) X",
+        "Can white recapture?",
+        "Illegal: (1,0) O",
+        "After white recaptures the other ko instead",
+        "Illegal: (5,1) X",
         "After white recaptures the other ko instead and black passes",
         "After white now returns 1",
         "After white now returns 1 and black passes",
         "After white sends 2 again",
-        "Can white recapture?", "Illegal: (1,0) O",
+        "Can white recapture?",
+        "Illegal: (1,0) O",
         "After pass",
         "After pass",
-        "Winner: Black", "W-B Score: -2.5", "isNoResult: 0", "isResignation: 0",
+        "Winner: Black",
+        "W-B Score: -2.5",
+        "isNoResult: 0",
+        "isResignation: 0",
     ]
 
 
 @pytest.mark.parametrize(
     "ko, expected",
     [
-        (KO_POSITIONAL, ["Illegal: (5,0) X", "Illegal: (0,1) O", "Illegal: (0,1) O", "Illegal: (0,0) O",
-                         "Illegal: (0,1) O"]),
+        (
+            KO_POSITIONAL,
+            [
+                "Illegal: (5,0) X",
+                "Illegal: (0,1) O",
+                "Illegal: (0,1) O",
+                "Illegal: (0,0) O",
+                "Illegal: (0,1) O",
+            ],
+        ),
         (KO_SITUATIONAL, ["Illegal: (0,1) O", "Illegal: (0,1) O"]),
         (KO_SPIGHT, ["Illegal: (0,0) O"]),
     ],
@@ -430,7 +468,9 @@ def test_suicide_ko(ko: int, expected: list[str]) -> None:
     s.illegal(None, WHITE)
     h = s.hist
     for x, y, pla in ((0, 1, WHITE), (5, 0, BLACK), (1, 0, WHITE), (4, 0, BLACK)):
-        h.make_board_move_assume_legal(h.board.get_loc(x, y), pla)  # illegal under superko, handled gracefully
+        h.make_board_move_assume_legal(
+            h.board.get_loc(x, y), pla
+        )  # illegal under superko, handled gracefully
     s.illegal(None, WHITE)
     assert s.out == expected
     assert f"{h.board.pos_hash:032X}" == "B4BA4BDE006CDCB657325F131F4F1278"

@@ -49,14 +49,38 @@ def test_models_list():
 
 
 BAD_POSITIONS = [
-    ('{"id": "occupied", "moves": [["B","D4"],["W","D4"]], "rules": "chinese", "komi": 7.5, "boardXSize": 19, "boardYSize": 19}', "occupied"),
-    ('{"id": "badvertex", "moves": [["B","Z99"]], "rules": "chinese", "komi": 7.5, "boardXSize": 19, "boardYSize": 19}', "badvertex"),
-    ('{"id": "offboard", "moves": [["B","K10"]], "rules": "chinese", "komi": 7.5, "boardXSize": 9, "boardYSize": 9}', "offboard"),
-    ('{"id": "toobig", "moves": [], "rules": "chinese", "komi": 7.5, "boardXSize": 25, "boardYSize": 25}', "toobig"),
-    ('{"id": "tiny", "moves": [], "rules": "chinese", "komi": 7.5, "boardXSize": 1, "boardYSize": 1}', "tiny"),
-    ('{"id": "badrules", "moves": [], "rules": "calvinball", "komi": 7.5, "boardXSize": 9, "boardYSize": 9}', "badrules"),
-    ('{"id": "badkomi", "moves": [], "rules": "chinese", "komi": "lots", "boardXSize": 9, "boardYSize": 9}', "badkomi"),
-    ('{"id": "ko", "initialStones": [["B","B1"],["B","A2"],["W","C1"],["W","B2"]], "moves": [["W","A1"],["B","B1"],["W","A1"]], "rules": "japanese", "komi": 6.5, "boardXSize": 9, "boardYSize": 9}', "ko"),
+    (
+        '{"id": "occupied", "moves": [["B","D4"],["W","D4"]], "rules": "chinese", "komi": 7.5, "boardXSize": 19, "boardYSize": 19}',
+        "occupied",
+    ),
+    (
+        '{"id": "badvertex", "moves": [["B","Z99"]], "rules": "chinese", "komi": 7.5, "boardXSize": 19, "boardYSize": 19}',
+        "badvertex",
+    ),
+    (
+        '{"id": "offboard", "moves": [["B","K10"]], "rules": "chinese", "komi": 7.5, "boardXSize": 9, "boardYSize": 9}',
+        "offboard",
+    ),
+    (
+        '{"id": "toobig", "moves": [], "rules": "chinese", "komi": 7.5, "boardXSize": 25, "boardYSize": 25}',
+        "toobig",
+    ),
+    (
+        '{"id": "tiny", "moves": [], "rules": "chinese", "komi": 7.5, "boardXSize": 1, "boardYSize": 1}',
+        "tiny",
+    ),
+    (
+        '{"id": "badrules", "moves": [], "rules": "calvinball", "komi": 7.5, "boardXSize": 9, "boardYSize": 9}',
+        "badrules",
+    ),
+    (
+        '{"id": "badkomi", "moves": [], "rules": "chinese", "komi": "lots", "boardXSize": 9, "boardYSize": 9}',
+        "badkomi",
+    ),
+    (
+        '{"id": "ko", "initialStones": [["B","B1"],["B","A2"],["W","C1"],["W","B2"]], "moves": [["W","A1"],["B","B1"],["W","A1"]], "rules": "japanese", "komi": 6.5, "boardXSize": 9, "boardYSize": 9}',
+        "ko",
+    ),
     ("{not json", ":1:"),
 ]
 

@@ -43,14 +43,24 @@ def test_real_small_net_round_trip(stem, suffix, tmp_path):
 
 def test_real_small_nets_headers():
     m = load_model(small_net_path("g170-b6c96-s175395328-d26788732"))
-    assert (m.version, m.trunk.channels, len(m.trunk.blocks), m.num_policy_channels, m.num_score_channels) == (8, 96, 6, 1, 4)
+    assert (
+        m.version,
+        m.trunk.channels,
+        len(m.trunk.blocks),
+        m.num_policy_channels,
+        m.num_score_channels,
+    ) == (8, 96, 6, 1, 4)
     assert m.trunk.initial_conv.weight.shape == (96, 22, 5, 5)
     t = load_model(small_net_path("b7c96h6kv3qk32v16tflrs-fson-bnh"))
     attn = [b for b in t.iter_blocks() if isinstance(b, d.AttentionBlock)]
-    assert attn and all((a.num_heads, a.num_kv_heads, a.q_head_dim, a.v_head_dim) == (6, 3, 32, 16) for a in attn)
+    assert attn and all(
+        (a.num_heads, a.num_kv_heads, a.q_head_dim, a.v_head_dim) == (6, 3, 32, 16) for a in attn
+    )
     assert all(a.learnable_rope for a in attn)
     f = load_model(small_net_path("b7c96h3tfrs-test5-cnorm"))
-    assert all(a.use_rope and not a.learnable_rope for a in f.iter_blocks() if isinstance(a, d.AttentionBlock))
+    assert all(
+        a.use_rope and not a.learnable_rope for a in f.iter_blocks() if isinstance(a, d.AttentionBlock)
+    )
     assert isinstance(f.trunk.tip_norm, d.RMSNorm)
 
 
@@ -71,8 +81,12 @@ SYNTHETIC = [
     (15, "ordinary,gpool", "bn", {"meta": True}),
     (16, "attn:h4:kv2:q8:v4:rope=fixed,ffn,gpool", "rms", {}),
     (17, "attn:h6:kv3:q8:v4:rope=learn,ffn,attn:rope=none,ffn", "bn", {"policy_channels": 4}),
-    (17, "nested(attn:h2:q8:rope=fixed,ffn,attn:h2:q8,ffn),nested(ordinary,gpool)", "rms-spatial",
-     {"policy_channels": 2, "activation": "ACTIVATION_IDENTITY"}),
+    (
+        17,
+        "nested(attn:h2:q8:rope=fixed,ffn,attn:h2:q8,ffn),nested(ordinary,gpool)",
+        "rms-spatial",
+        {"policy_channels": 2, "activation": "ACTIVATION_IDENTITY"},
+    ),
 ]
 
 
@@ -129,7 +143,9 @@ def test_flipped_bytes_in_stream_never_crash(small_bin):
         bad = bytearray(small_bin)
         bad[off] ^= 0x5A
         try:
-            parse_model(bytes(bad), binary=True)  # a flip inside float data or a layer name can give a valid net
+            parse_model(
+                bytes(bad), binary=True
+            )  # a flip inside float data or a layer name can give a valid net
         except ModelFormatError as exc:
             assert exc.offset is not None
 
@@ -166,7 +182,7 @@ def test_absurd_channel_count_is_rejected_before_allocating(small_bin):
     idx = parts.index("trunk")
     parts[idx + 2] = "1000000000"  # trunkNumChannels: out of range
     with pytest.raises(ModelFormatError) as info:
-        parse_model("\n".join(parts).encode() + small_bin[len(text):], binary=True)
+        parse_model("\n".join(parts).encode() + small_bin[len(text) :], binary=True)
     assert "trunkNumChannels" in info.value.field
     # an in-range but huge conv claims more floats than the file holds
     model = random_model(8, "ordinary", 8)

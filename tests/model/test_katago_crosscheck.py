@@ -44,7 +44,12 @@ def assert_close(ours: dict, theirs: dict, what: str, policy_tol: float = 1e-4) 
     for key in ("whiteWin", "whiteLoss", "noResult"):
         assert abs(ours[key] - theirs[key]) <= 1e-4, (what, key, ours[key], theirs[key])
     for key in ("whiteLead", "whiteScoreSelfplay"):
-        assert abs(ours[key] - theirs[key]) <= 5e-3 + 1e-4 * abs(theirs[key]), (what, key, ours[key], theirs[key])
+        assert abs(ours[key] - theirs[key]) <= 5e-3 + 1e-4 * abs(theirs[key]), (
+            what,
+            key,
+            ours[key],
+            theirs[key],
+        )
     ours_p, theirs_p = ours["policy"] + [ours["policyPass"]], theirs["policy"] + [theirs["policyPass"]]
     assert [p is None for p in ours_p] == [p is None for p in theirs_p], (what, "illegal moves differ")
     dp = max(abs(a - b) for a, b in zip(ours_p, theirs_p) if a is not None)

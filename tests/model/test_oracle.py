@@ -32,9 +32,13 @@ def compare(stem: str, model_path) -> dict:
         for key in ("whiteWin", "whiteLoss", "whiteLead"):
             worst[key] = max(worst[key], abs(raw[key] - g[key]))
         ours, theirs = raw["policy"] + [raw["policyPass"]], g["policy"] + [g["policyPass"]]
-        assert [p is None for p in ours] == [p is None for p in theirs], f"{state.id}: illegal-move sets differ"
+        assert [p is None for p in ours] == [p is None for p in theirs], (
+            f"{state.id}: illegal-move sets differ"
+        )
         worst["policy"] = max(worst["policy"], max(abs(a - b) for a, b in zip(ours, theirs) if a is not None))
-        worst["ownership"] = max(worst["ownership"], max(abs(a - b) for a, b in zip(raw["whiteOwnership"], g["whiteOwnership"])))
+        worst["ownership"] = max(
+            worst["ownership"], max(abs(a - b) for a, b in zip(raw["whiteOwnership"], g["whiteOwnership"]))
+        )
         assert raw["noResult"] == pytest.approx(g["noResult"], abs=1e-4)
         for key in ("varTimeLeft", "shorttermWinlossError", "shorttermScoreError", "whiteScoreSelfplay"):
             assert raw[key] == pytest.approx(g[key], abs=5e-3), (state.id, key)
