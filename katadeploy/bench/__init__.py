@@ -1,1 +1,1 @@
-"""katadeploy.bench"""
+"""katadeploy.bench: benchmarks — the analysis engine through our client (``bench engine``); NN throughput later."""

@@ -1,1 +1,1 @@
-"""katadeploy.configs"""
+"""katadeploy.configs: KataGo ``.cfg`` templates shipped as package data (``templates/``)."""

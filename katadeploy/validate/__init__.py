@@ -1,1 +1,0 @@
-"""katadeploy.validate"""
