@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from katadeploy.errors import KatadeployError
+from katadeploy.wheels import pip_download
 
 # ----------------------------------------------------------------------------------------------------------
 # Pinned artefacts (observed on PyPI, 2026-11; any change means a different binary, so we refuse it).
@@ -308,50 +309,19 @@ def _ensure_wheel(progress: bool) -> Path:
         if _sha256_file(wheel) == WHEEL_SHA256:
             return wheel
         _log(progress, f"cached {wheel} has the wrong SHA-256; downloading it again")
-    wdir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".pip-", dir=wdir))
+    _log(progress, f"downloading katrain=={KATRAIN_VERSION} from PyPI (about 106 MB) into {wdir}")
     try:
-        _log(progress, f"downloading katrain=={KATRAIN_VERSION} from PyPI (about 106 MB) into {wdir}")
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            f"katrain=={KATRAIN_VERSION}",
-            "-d",
-            str(tmp),
-        ]
-        try:
-            proc = subprocess.run(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                capture_output=not progress,
-                text=True,
-                timeout=PIP_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise KataGoError(
-                f"pip download of katrain=={KATRAIN_VERSION} took over {PIP_TIMEOUT_S:g} s"
-            ) from exc
-        got = sorted(tmp.glob("*.whl"))
-        if proc.returncode != 0 or not got:
-            tail = (proc.stderr or "").strip().splitlines()[-1:] if not progress else []
-            raise KataGoError(
-                f"`pip download --no-deps katrain=={KATRAIN_VERSION}` failed (exit {proc.returncode})"
-                + (f": {tail[0]}" if tail else "")
-                + f"; download {WHEEL_NAME} by hand into {wdir}"
-            )
-        digest = _sha256_file(got[0])
+        got = pip_download(f"katrain=={KATRAIN_VERSION}", wdir, quiet=not progress, timeout=PIP_TIMEOUT_S)
+    except KatadeployError as exc:
+        raise KataGoError(f"{exc} (expected file name {WHEEL_NAME})") from None
+    try:
+        digest = _sha256_file(got)
         if digest != WHEEL_SHA256:
-            raise KataGoError(f"downloaded {got[0].name} has SHA-256 {digest}, expected {WHEEL_SHA256}")
-        os.replace(got[0], wheel)
+            raise KataGoError(f"downloaded {got.name} has SHA-256 {digest}, expected {WHEEL_SHA256}")
+        os.replace(got, wheel)
         return wheel
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(got.parent, ignore_errors=True)
 
 
 def _extract_member(wheel: Path, dest: Path) -> None:

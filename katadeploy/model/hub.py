@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import urllib.parse
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from katadeploy.cache import cache_dir
 from katadeploy.errors import KatadeployError
+from katadeploy.wheels import pip_download
 
 
 class ModelNotFoundError(KatadeployError):
@@ -73,23 +73,14 @@ def _log(msg: str, quiet: bool) -> None:
 def _wheel(package: str, version: str, quiet: bool) -> Path:
     wheels = cache_dir("wheels")
     for cand in wheels.glob("*.whl"):
-        low = cand.name.lower()
-        if low.startswith(f"{package.lower()}-{version}-"):
-            return cand
-    _log(f"downloading {package}=={version} from PyPI (pip download --no-deps)...", quiet)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           f"{package}=={version}", "-d", str(wheels)]  # fmt: skip
-    if quiet:
-        cmd.append("-q")
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=quiet, text=True, timeout=3600)
-    if proc.returncode != 0:
-        raise ModelNotFoundError(
-            f"pip download {package}=={version} failed (exit {proc.returncode}): {(proc.stderr or '').strip()[-500:]}"
-        )
-    for cand in wheels.glob("*.whl"):
         if cand.name.lower().startswith(f"{package.lower()}-{version}-"):
             return cand
-    raise ModelNotFoundError(f"pip reported success but no {package}-{version} wheel is in {wheels}")
+    _log(f"downloading {package}=={version} from PyPI (pip download --no-deps)...", quiet)
+    got = pip_download(f"{package}=={version}", wheels, quiet=quiet)
+    dest = wheels / got.name
+    os.replace(got, dest)
+    shutil.rmtree(got.parent, ignore_errors=True)
+    return dest
 
 
 def pull(name: str, quiet: bool = False, force: bool = False) -> Path:
