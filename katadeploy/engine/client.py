@@ -36,7 +36,7 @@ from os import PathLike
 from types import TracebackType
 from typing import Any
 
-from katadeploy.engine.core import _DEFAULT, EngineCore, EngineStats
+from katadeploy.engine.core import _DEFAULT, EngineCore, EngineStatus
 from katadeploy.engine.errors import EngineWarning, QueryTimeout
 from katadeploy.engine.options import EngineOptions
 from katadeploy.engine.pending import PendingQuery
@@ -212,7 +212,7 @@ class QueryHandle:
         return f"<QueryHandle id={self.id!r} turns={list(self.turns)} {state}>"
 
 
-class AnalysisEngine:
+class AnalysisEngine(EngineStatus):
     """Synchronous client for one KataGo analysis engine process (see module contract)."""
 
     def __init__(self, command: Sequence[str | PathLike[str]], *, start: bool = True, **options: Any):
@@ -244,35 +244,6 @@ class AnalysisEngine:
         self.close()
 
     # ------------------------------------------------------------------------------------------- status
-
-    @property
-    def options(self) -> EngineOptions:
-        """The validated options."""
-        return self._core.options
-
-    @property
-    def state(self) -> str:
-        """``new, starting, running, restarting, failed, closing`` or ``closed``."""
-        return self._core.state
-
-    @property
-    def pid(self) -> int | None:
-        """OS pid of the current engine process."""
-        return self._core.pid
-
-    @property
-    def stats(self) -> EngineStats:
-        """Live counters (submitted, completed, restarts, junk_lines, ...)."""
-        return self._core.stats
-
-    @property
-    def pending_count(self) -> int:
-        """Queries and actions in flight."""
-        return self._core.pending_count
-
-    def stderr_tail(self, n: int | None = 50) -> list[str]:
-        """The engine's last ``n`` stderr lines (``None``: all kept)."""
-        return self._core.stderr_tail(n)
 
     # ------------------------------------------------------------------------------------------- queries
 

@@ -815,6 +815,41 @@ def _bind(fn: Callable[..., Any], *args: Any) -> Callable[[], None]:
     return call
 
 
+class EngineStatus:
+    """Read-only status shared by :class:`AnalysisEngine` and :class:`AsyncAnalysisEngine` (both hold ``_core``)."""
+
+    _core: EngineCore
+
+    @property
+    def options(self) -> EngineOptions:
+        """The validated options."""
+        return self._core.options
+
+    @property
+    def state(self) -> str:
+        """``new, starting, running, restarting, failed, closing`` or ``closed``."""
+        return self._core.state
+
+    @property
+    def pid(self) -> int | None:
+        """OS pid of the current engine process."""
+        return self._core.pid
+
+    @property
+    def stats(self) -> EngineStats:
+        """Live counters (submitted, completed, restarts, junk_lines, ...)."""
+        return self._core.stats
+
+    @property
+    def pending_count(self) -> int:
+        """Queries and actions in flight."""
+        return self._core.pending_count
+
+    def stderr_tail(self, n: int | None = 50) -> list[str]:
+        """The engine's last ``n`` stderr lines (``None``: all kept)."""
+        return self._core.stderr_tail(n)
+
+
 class _EventSink:
     """Action sink that stores the reply (or error) in ``box`` and sets ``done``."""
 

@@ -32,6 +32,16 @@ def _format_tail(tail: Sequence[str], limit: int = 15) -> str:
     return "\nlast engine stderr lines:\n  " + "\n  ".join(lines)
 
 
+def _located(message: str, field: str | None, query_id: str | None) -> str:
+    """``"query 'q1', field 'komi': <message>"`` — KataGo's text prefixed with what it refers to."""
+    parts = []
+    if query_id is not None:
+        parts.append(f"query {query_id!r}")
+    if field is not None:
+        parts.append(f"field {field!r}")
+    return f"{', '.join(parts)}: {message}" if parts else message
+
+
 class EngineError(KatadeployError):
     """Base class of every error raised by the analysis-engine client."""
 
@@ -86,13 +96,7 @@ class QueryError(EngineError):
         self.message = message
         self.field = field
         self.query_id = query_id
-        parts = []
-        if query_id is not None:
-            parts.append(f"query {query_id!r}")
-        if field is not None:
-            parts.append(f"field {field!r}")
-        prefix = f"{', '.join(parts)}: " if parts else ""
-        super().__init__(f"{prefix}{message}")
+        super().__init__(_located(message, field, query_id))
 
 
 class QueryTimeout(EngineError, TimeoutError):
@@ -124,13 +128,7 @@ class EngineWarning(UserWarning):
         self.message = message
         self.field = field
         self.query_id = query_id
-        parts = []
-        if query_id is not None:
-            parts.append(f"query {query_id!r}")
-        if field is not None:
-            parts.append(f"field {field!r}")
-        prefix = f"{', '.join(parts)}: " if parts else ""
-        super().__init__(f"{prefix}{message}")
+        super().__init__(_located(message, field, query_id))
 
 
 class SgfWarning(UserWarning):
