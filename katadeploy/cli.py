@@ -19,6 +19,10 @@ from katadeploy.errors import KatadeployError
 #: Modules providing ``register(subparsers)``; order decides the order in ``--help``.
 COMMAND_MODULES = (
     "katadeploy.model.commands",
+    "katadeploy.data.commands",
+    "katadeploy.export.commands",
+    "katadeploy.validate.commands",
+    "katadeploy.deploy.commands",
     "katadeploy.engine.commands",
     "katadeploy.bench.commands",
 )
@@ -35,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # area not built yet
+            if exc.name is not None and name.startswith(exc.name):  # area not built yet
                 continue
             raise
         module.register(sub)

@@ -35,7 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--policy-optimism", type=float, default=0.0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the backend")
+    p.add_argument(
+        "--backend",
+        default="torch",
+        help="torch (FP32 reference, default) or an exported artifact (its sidecar manifest must be beside it)",
+    )
+    p.add_argument("--device", help="backend device, e.g. cuda for ONNX Runtime's CUDA provider")
     p.add_argument(
         "--human-profile", help="humanSLProfile for human-SL nets, e.g. rank_9d, preaz_3k, proyear_1990"
     )
@@ -114,9 +120,25 @@ def read_positions(path: str | None, nn_size: int, skip_bad: bool) -> list:
     return states
 
 
+def _backend(args: argparse.Namespace, path: Path, model):
+    """The evaluator for ``--backend``; an artifact fixes the tensor size (``--nn-size`` must agree)."""
+    from katadeploy.hashing import sha256_file
+    from katadeploy.runtime.loader import is_torch, open_evaluator, open_manifest
+
+    if is_torch(args.backend):
+        return open_evaluator("torch", model=model, threads=args.threads, device=args.device), None
+    _, manifest = open_manifest(args.backend)
+    if (manifest.nn_x, manifest.nn_y) != (args.nn_size, args.nn_size):
+        raise KatadeployError(
+            f"{args.backend} was exported for a {manifest.nn_x}x{manifest.nn_y} tensor; pass --nn-size {manifest.nn_x}"
+        )
+    ev = open_evaluator(args.backend, model=model, model_sha256=sha256_file(path), threads=args.threads,
+                        device=args.device)  # fmt: skip
+    return ev, manifest
+
+
 def cmd_raw_nn(args: argparse.Namespace) -> int:
     from katadeploy.runtime.rawnn import raw_nn
-    from katadeploy.runtime.torch_runtime import TorchEvaluator
 
     if not 2 <= args.nn_size <= 37:
         raise KatadeployError("--nn-size must be between 2 and 37")
@@ -125,10 +147,23 @@ def cmd_raw_nn(args: argparse.Namespace) -> int:
     states = read_positions(args.positions, args.nn_size, args.skip_bad)
     t0 = time.perf_counter()
     path, model = _load(args.model, args.quiet)
-    evaluator = TorchEvaluator(model, threads=args.threads)
+    evaluator, manifest = _backend(args, path, model)
+    if manifest is not None and manifest.exact_board:
+        small = [s.id for s in states if (s.x_size, s.y_size) != (manifest.nn_x, manifest.nn_y)]
+        if small and not args.skip_bad:
+            raise KatadeployError(
+                f"{args.backend} is an exact-board artifact ({manifest.nn_x}x{manifest.nn_y} only) but "
+                f"{len(small)} position(s) are smaller (first: {small[0]!r}); pass --skip-bad to leave them out"
+            )
+        if small:
+            print(f"katadeploy: skipping {len(small)} position(s) smaller than the exact-board tensor",
+                  file=sys.stderr)  # fmt: skip
+            states = [s for s in states if (s.x_size, s.y_size) == (manifest.nn_x, manifest.nn_y)]
+            if not states:
+                raise KatadeployError("no positions left for this exact-board artifact")
     if not args.quiet:
-        print(f"katadeploy: {model.name} (v{model.version}) loaded from {path} in {time.perf_counter() - t0:.2f}s",
-              file=sys.stderr)  # fmt: skip
+        print(f"katadeploy: {model.name} (v{model.version}) loaded from {path} in {time.perf_counter() - t0:.2f}s"
+              f" (backend {evaluator.name})", file=sys.stderr)  # fmt: skip
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         with Progress(len(states), "raw-nn", quiet=args.quiet) as bar:

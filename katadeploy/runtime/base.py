@@ -3,11 +3,13 @@
 Contract: an :class:`Evaluator` maps a batch of encoded positions — ``spatial [N, C, H, W]``, ``global_ [N, G]``
 and optionally ``meta [N, 192]``, float32 numpy arrays — to :class:`RawBatch`, the net's raw head outputs as
 float32 numpy arrays from the side to move's perspective (no post-processing). ``output_scale`` is 1 unless the
-artifact bakes in KataGo's GPU scale-8 trick.
+artifact bakes in KataGo's GPU scale-8 trick. Evaluators accept any batch size: artifacts with a fixed batch
+split and pad with :func:`evaluate_in_chunks`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -28,3 +30,42 @@ class Evaluator(Protocol):
     def evaluate(
         self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None
     ) -> RawBatch: ...
+
+
+def concat(batches: list[RawBatch]) -> RawBatch:
+    if len(batches) == 1:
+        return batches[0]
+    return RawBatch(*(np.concatenate(parts, axis=0) for parts in zip(*batches)))
+
+
+def evaluate_in_chunks(
+    run: Callable[[np.ndarray, np.ndarray, np.ndarray | None], RawBatch],
+    chunk: int,
+    spatial: np.ndarray,
+    global_: np.ndarray,
+    meta: np.ndarray | None = None,
+    *,
+    pad: bool = True,
+) -> RawBatch:
+    """Evaluate any batch through ``run``, which takes at most ``chunk`` rows (exactly ``chunk`` when ``pad``).
+
+    With ``pad`` a short last chunk is filled up with copies of its first row and the padding is cut off again,
+    for artifacts whose batch dimension is fixed.
+    """
+    n = len(spatial)
+    if n == 0:
+        raise ValueError("empty batch")
+    parts = []
+    for i in range(0, n, chunk):
+        s, g = spatial[i : i + chunk], global_[i : i + chunk]
+        m = None if meta is None else meta[i : i + chunk]
+        k = len(s)
+        if pad and k < chunk:
+            idx = np.concatenate([np.arange(k), np.zeros(chunk - k, dtype=np.int64)])
+            s, g = s[idx], g[idx]
+            m = None if m is None else m[idx]
+        out = run(
+            np.ascontiguousarray(s), np.ascontiguousarray(g), None if m is None else np.ascontiguousarray(m)
+        )
+        parts.append(RawBatch(*(a[:k] for a in out)))
+    return concat(parts)

@@ -1,0 +1,457 @@
+"""``katadeploy bench nn``: raw neural-net throughput and latency of artifacts, side by side.
+
+Contract
+--------
+:func:`run_nn_bench` benchmarks each artifact (or ``torch``, the FP32 reference, which needs the net) in its
+own child process (``python -m katadeploy.bench.nn_worker``, no shell, JSON on stdout, a timeout), so the peak
+resident memory reported for an artifact is that runtime's alone. Per artifact and batch size it reports
+evals/s (``batch * calls / seconds`` over a timed loop of ``evaluate`` calls after a warm-up), the P50/P95/P99
+latency of one call, and achieved GFLOP/s (``katadeploy.model.stats.flops(net, nn_x, nn_y)`` per eval times
+evals/s; only when the net is known: ``--model``, or the artifact's source net already in the model cache).
+Inputs are real encoded positions (the bundled ones). A child that fails raises
+:class:`~katadeploy.bench.engine.BenchError` naming the artifact and the child's last error line.
+
+With ``katago=`` the real KataGo binary's own ``katago benchmark`` runs on the same net in the same run
+(search threads = the batch sizes, a GTP config with FP32 OpenCL; OpenCL tuning is ensured first and not
+timed). Its row is labelled with the backend it actually used (the KaTrain build is OpenCL; on a CPU-only
+machine that is the pocl driver, not Eigen), its nnEvals/s come from a full search (not raw NN calls), and the
+table gives each artifact's evals/s as a multiple of KataGo's at threads == batch.
+
+:func:`format_markdown` renders the result as one Markdown table; :meth:`NNBenchResult.to_dict` is the JSON.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from katadeploy.bench.engine import BenchError
+from katadeploy.bench.nn_worker import PROGRESS_TAG
+from katadeploy.progress import Progress
+
+WORKER_MODULE = "katadeploy.bench.nn_worker"
+DEFAULT_BATCHES = (1, 8, 32)
+DEFAULT_SECONDS = 5.0
+WORKER_TIMEOUT_S = 900.0
+KATAGO_VISITS = 200
+KATAGO_POSITIONS = 5
+KATAGO_TIMEOUT_S = 3600.0
+
+METHOD = (
+    "Each artifact runs in its own child process. Per batch size: warm-up (>= 1 call and >= warmup seconds), "
+    "then evaluate() is called on real encoded positions until the time budget is spent (>= 3 calls). "
+    "evals/s = batch*calls/seconds; latency percentiles are per call; GFLOP/s = flops(net, nn_x, nn_y) * "
+    "evals/s / 1e9; "
+    "peak RSS = the child's ru_maxrss (base RSS = before the runtime and artifact were loaded)."
+)
+
+
+@dataclass
+class BatchResult:
+    batch: int
+    calls: int
+    evals: int
+    seconds: float
+    evals_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    gflops_per_s: float | None = None
+
+
+@dataclass
+class ArtifactResult:
+    artifact: str
+    name: str
+    target: str
+    precision: str
+    evaluator: str
+    nn_x: int
+    nn_y: int
+    exact: bool
+    fixed_batch: int | None
+    threads: int | None
+    load_seconds: float
+    base_rss_mb: float
+    peak_rss_mb: float
+    flops_per_eval: int | None
+    batches: list[BatchResult]
+
+
+@dataclass
+class KataGoResult:
+    label: str  # e.g. "KataGo v1.18.1 benchmark, OpenCL on pocl (CPU: ...)"
+    version: str
+    backend: str
+    device: str
+    visits: int
+    positions: int
+    rows: list[dict[str, float]]  # threads, visits_per_s, nn_evals_per_s, nn_batches_per_s, avg_batch_size
+
+
+@dataclass
+class NNBenchResult:
+    model: str | None
+    seconds: float
+    batches: list[int]
+    threads: int | None
+    artifacts: list[ArtifactResult]
+    katago: KataGoResult | None = None
+    started_at: str = ""
+    wall_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "katadeploy.bench.nn",
+            "schema": 1,
+            "model": self.model,
+            "seconds_per_batch": self.seconds,
+            "batches": self.batches,
+            "threads": self.threads,
+            "cpu_count": os.cpu_count(),
+            "started_at": self.started_at,
+            "wall_seconds": self.wall_seconds,
+            "method": METHOD,
+            "artifacts": [asdict(a) for a in self.artifacts],
+            "katago": asdict(self.katago) if self.katago is not None else None,
+            "notes": self.notes,
+        }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Child processes
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def run_worker(
+    spec: str,
+    *,
+    model_path: str | Path | None,
+    batches: list[int],
+    seconds: float,
+    warmup: float,
+    threads: int | None = None,
+    nn_size: int = 19,
+    timeout: float = WORKER_TIMEOUT_S,
+    on_batch: Any = None,
+) -> dict[str, Any]:
+    """Run the worker for one artifact; return its JSON. Raises :class:`BenchError` when it fails."""
+    argv = [sys.executable, "-m", WORKER_MODULE, "--artifact", str(spec),
+            "--batches", ",".join(map(str, batches)), "--seconds", repr(float(seconds)),
+            "--warmup", repr(float(warmup)), "--nn-size", str(nn_size)]  # fmt: skip
+    if model_path is not None:
+        argv += ["--model", str(model_path)]
+    if threads:
+        argv += ["--threads", str(threads)]
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        errors="replace", env=_worker_env(),
+    )  # fmt: skip
+    tail: collections.deque[str] = collections.deque(maxlen=30)
+
+    def _read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith(PROGRESS_TAG):
+                if on_batch is not None:
+                    on_batch()
+            elif line.strip():
+                tail.append(line.rstrip())
+
+    reader = threading.Thread(target=_read_stderr, daemon=True)
+    reader.start()
+    timed_out = threading.Event()
+
+    def _kill() -> None:
+        timed_out.set()
+        proc.kill()
+
+    killer = threading.Timer(timeout, _kill)
+    killer.daemon = True
+    killer.start()
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        rc = proc.wait()
+    finally:
+        killer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    name = str(spec)
+    if timed_out.is_set():
+        raise BenchError(f"bench nn: {name} did not finish within {timeout:g} s (raise --timeout)")
+    payload: dict[str, Any] | None = None
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if lines:
+        try:
+            payload = json.loads(lines[-1])
+        except json.JSONDecodeError:
+            payload = None
+    if rc == 0 and isinstance(payload, dict) and "batches" in payload:
+        return payload
+    if isinstance(payload, dict) and "error" in payload:
+        raise BenchError(f"bench nn: {name}: {payload['error']}")
+    how = f"killed by signal {-rc}" if rc < 0 else f"exit code {rc}"
+    last = tail[-1] if tail else "no output"
+    raise BenchError(f"bench nn: the worker for {name} died ({how}): {last}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# KataGo's own benchmark
+
+_KG_LINE = re.compile(
+    r"numSearchThreads\s*=\s*(\d+):\s*(\d+)\s*/\s*(\d+) positions, visits/s = ([\d.]+) nnEvals/s = ([\d.]+) "
+    r"nnBatches/s = ([\d.]+) avgBatchSize = ([\d.]+)"
+)
+_KG_DEVICE = re.compile(r"Using OpenCL Device \d+: (.*?) OpenCL")
+
+
+def parse_katago_benchmark(stdout: str, stderr: str = "") -> tuple[list[dict[str, float]], str, str]:
+    """Rows (one per thread count, the finished line) and the backend and device from ``katago benchmark``."""
+    rows: dict[int, dict[str, float]] = {}
+    for m in _KG_LINE.finditer(stdout):
+        t, done, total = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        if done == total:
+            rows[t] = {
+                "threads": t,
+                "visits_per_s": float(m.group(4)),
+                "nn_evals_per_s": float(m.group(5)),
+                "nn_batches_per_s": float(m.group(6)),
+                "avg_batch_size": float(m.group(7)),
+            }
+    text = stdout + "\n" + stderr
+    if "OpenCL" in text:
+        backend = "OpenCL"
+        if "Portable Computing Language" in text or "PoCL" in text or "pocl" in text:
+            backend = "OpenCL on pocl, CPU"
+    elif "Eigen" in text:
+        backend = "Eigen (CPU)"
+    elif "CUDA" in text or "TensorRT" in text:
+        backend = "CUDA/TensorRT"
+    else:
+        backend = "unknown backend"
+    dev = _KG_DEVICE.search(text)
+    return [rows[t] for t in sorted(rows)], backend, dev.group(1).strip() if dev else ""
+
+
+def run_katago_benchmark(
+    model_path: str | Path,
+    threads: list[int],
+    *,
+    binary: Any = None,
+    visits: int = KATAGO_VISITS,
+    positions: int = KATAGO_POSITIONS,
+    timeout: float = KATAGO_TIMEOUT_S,
+    progress: bool = True,
+) -> KataGoResult:
+    """``katago benchmark -t <threads> -v <visits> -n <positions>`` with an FP32 GTP config; ``binary`` is a
+    :class:`~katadeploy.engine.katago.KataGoBinary`, a path, or None for the installed copy."""
+    from katadeploy.engine import katago as kg
+
+    exe = binary if isinstance(binary, kg.KataGoBinary) else kg.locate(binary)
+    version = exe.version()
+    kg.ensure_tuning(model_path, exe, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="katadeploy-bench-") as tmp:
+        cfg = kg.write_gtp_config(Path(tmp) / "bench.cfg", nnMaxBatchSize=None)
+        proc = exe.run(
+            "benchmark", "-model", str(model_path), "-config", str(cfg), "-t", ",".join(map(str, threads)),
+            "-v", str(visits), "-n", str(positions), timeout=timeout,
+        )  # fmt: skip
+    rows, backend, device = parse_katago_benchmark(proc.stdout, proc.stderr)
+    if proc.returncode != 0 or not rows:
+        last = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"katago benchmark failed (exit {proc.returncode}): {last}")
+    label = f"{version} benchmark, {backend}" + (f" [{device}]" if device else "")
+    return KataGoResult(label, version, backend, device, visits, positions, rows)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The benchmark
+
+
+def _flops_model(model_path: Path | None, source_name: str | None) -> Any:
+    """The net's description for FLOP counting: ``--model``, else the artifact's source net if cached."""
+    from katadeploy.model.format import load_model
+
+    if model_path is not None:
+        return load_model(model_path)
+    if source_name:
+        from katadeploy.model import hub
+
+        entry = hub.find_entry(source_name)
+        if entry is not None and hub.cached_path(entry).is_file():
+            return load_model(hub.cached_path(entry))
+    return None
+
+
+def _artifact_result(payload: dict[str, Any], model: Any) -> ArtifactResult:
+    from katadeploy.model.stats import flops
+
+    fl = flops(model, payload["nn_x"], payload["nn_y"]) if model is not None else None
+    rows = []
+    for b in payload["batches"]:
+        lat = b["latency_ms"]
+        rows.append(
+            BatchResult(
+                batch=b["batch"], calls=b["calls"], evals=b["evals"], seconds=b["seconds"],
+                evals_per_s=b["evals_per_s"], p50_ms=lat["p50"], p95_ms=lat["p95"], p99_ms=lat["p99"],
+                gflops_per_s=fl * b["evals_per_s"] / 1e9 if fl is not None else None,
+            )
+        )  # fmt: skip
+    return ArtifactResult(
+        artifact=payload["artifact"], name=payload["name"], target=payload["target"],
+        precision=payload["precision"], evaluator=payload["evaluator"], nn_x=payload["nn_x"],
+        nn_y=payload["nn_y"],
+        exact=payload["exact"], fixed_batch=payload["fixed_batch"], threads=payload["threads"],
+        load_seconds=payload["load_seconds"], base_rss_mb=payload["base_rss_mb"],
+        peak_rss_mb=payload["peak_rss_mb"], flops_per_eval=fl, batches=rows,
+    )  # fmt: skip
+
+
+def run_nn_bench(
+    artifacts: list[str],
+    *,
+    model_path: str | Path | None = None,
+    batches: list[int] | tuple[int, ...] = DEFAULT_BATCHES,
+    seconds: float = DEFAULT_SECONDS,
+    warmup: float | None = None,
+    threads: int | None = None,
+    nn_size: int = 19,
+    timeout: float = WORKER_TIMEOUT_S,
+    katago: bool = False,
+    katago_binary: Any = None,
+    katago_visits: int = KATAGO_VISITS,
+    progress: bool = True,
+) -> NNBenchResult:
+    from katadeploy.runtime.loader import is_torch
+
+    if not artifacts:
+        raise BenchError("bench nn: no artifacts given")
+    batches = list(batches)
+    if not batches or min(batches) < 1:
+        raise BenchError("bench nn: batch sizes must be positive")
+    if seconds <= 0:
+        raise BenchError("bench nn: --seconds must be positive")
+    if any(is_torch(a) for a in artifacts) and model_path is None:
+        raise BenchError("bench nn: the torch pseudo-artifact needs --model")
+    if katago and model_path is None:
+        raise BenchError("bench nn: --katago needs --model (the net KataGo should load)")
+    for a in artifacts:
+        if not is_torch(a) and not Path(a).exists():
+            raise BenchError(f"bench nn: {a}: no such artifact")
+    warm = min(1.0, seconds / 5) if warmup is None else warmup
+    mpath = Path(model_path) if model_path is not None else None
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    t0 = time.perf_counter()
+    results: list[ArtifactResult] = []
+    cached_models: dict[str | None, Any] = {}
+    with Progress(len(artifacts) * len(batches), "bench nn", quiet=not progress) as bar:
+        for a in artifacts:
+            payload = run_worker(
+                a, model_path=mpath, batches=batches, seconds=seconds, warmup=warm, threads=threads,
+                nn_size=nn_size, timeout=timeout, on_batch=lambda: bar.advance(1),
+            )  # fmt: skip
+            key = None if mpath is not None else payload.get("source")
+            if key not in cached_models:
+                cached_models[key] = _flops_model(mpath, payload.get("source"))
+            results.append(_artifact_result(payload, cached_models[key]))
+    notes = []
+    if any(r.flops_per_eval is None for r in results):
+        notes.append("GFLOP/s needs the net: pass --model (or pull the artifact's source net)")
+    kg_result = None
+    if katago:
+        assert mpath is not None
+        if progress:
+            print("katadeploy: running katago benchmark on the same net...", file=sys.stderr, flush=True)
+        kg_result = run_katago_benchmark(
+            mpath, batches, binary=katago_binary, visits=katago_visits, progress=progress
+        )
+    name = None
+    if mpath is not None:
+        name = mpath.name
+    return NNBenchResult(
+        model=name, seconds=seconds, batches=batches, threads=threads, artifacts=results, katago=kg_result,
+        started_at=started, wall_seconds=time.perf_counter() - t0, notes=notes,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Output
+
+
+def _f(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+COLUMNS = ["artifact", "target", "batch", "evals/s", "P50 ms", "P95 ms", "P99 ms", "GFLOP/s", "peak RSS MB",
+           "calls", "x KataGo"]  # fmt: skip
+
+
+def table_rows(result: NNBenchResult) -> list[list[str]]:
+    kg = {int(r["threads"]): r for r in result.katago.rows} if result.katago is not None else {}
+    rows = []
+    for a in result.artifacts:
+        target = (
+            a.target
+            + (" exact" if a.exact else "")
+            + (f" fixed-batch {a.fixed_batch}" if a.fixed_batch else "")
+        )
+        for b in a.batches:
+            ratio = None
+            if b.batch in kg and kg[b.batch]["nn_evals_per_s"] > 0:
+                ratio = b.evals_per_s / kg[b.batch]["nn_evals_per_s"]
+            rows.append(
+                [a.name, target, str(b.batch), _f(b.evals_per_s), _f(b.p50_ms, 2), _f(b.p95_ms, 2),
+                 _f(b.p99_ms, 2), _f(b.gflops_per_s, 2), _f(a.peak_rss_mb, 0), str(b.calls),
+                 "—" if ratio is None else f"{ratio:.2f}x"]
+            )  # fmt: skip
+    if result.katago is not None:
+        for r in result.katago.rows:
+            rows.append(
+                [f"KataGo ({result.katago.backend})", "katago benchmark",
+                 f"{r['threads']} thr (avg {r['avg_batch_size']:.1f})",
+                 _f(r["nn_evals_per_s"]), "—", "—", "—", "—", "—", "—", "1.00x"]
+            )  # fmt: skip
+    return rows
+
+
+def format_markdown(result: NNBenchResult) -> str:
+    lines = [
+        f"bench nn: {result.model or 'net from the artifacts'}, {result.seconds:g} s per batch size, "
+        f"threads {result.threads or 'runtime default'}, {os.cpu_count()} CPUs",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join(["---", "---"] + ["---:"] * (len(COLUMNS) - 2)) + "|",
+    ]
+    for r in table_rows(result):
+        lines.append("| " + " | ".join(r) + " |")
+    if result.katago is not None:
+        k = result.katago
+        lines += [
+            "",
+            f"KataGo row: {k.label}; `katago benchmark` with {k.visits} visits on {k.positions} positions, "
+            "search threads = batch sizes; its nnEvals/s come from full searches (NN cache, batching across "
+            "threads), not raw NN calls. x KataGo = artifact evals/s / KataGo nnEvals/s at threads == batch.",
+        ]
+    for n in result.notes:
+        lines += ["", n]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,107 @@
+"""CLI: ``katadeploy bench nn ARTIFACT... [--model MODEL] [--batch 1,8,32] [--seconds 5] [--threads N] [--json
+OUT] [--markdown OUT] [--katago [PATH]]``.
+
+Contract: :func:`register_bench` adds ``nn`` to the ``bench`` subparsers. The handler resolves ``--model``
+(file, URL or known name; required for ``torch`` and ``--katago``), runs
+:func:`katadeploy.bench.nn.run_nn_bench`, prints the Markdown table on stdout and optionally writes it
+(``--markdown``) and the JSON (``--json``). Progress goes to stderr. Bad input raises
+:class:`~katadeploy.errors.KatadeployError` subclasses (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from katadeploy.bench.nn import DEFAULT_SECONDS, KATAGO_VISITS, WORKER_TIMEOUT_S
+
+
+def _batches(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated batch sizes such as 1,8,32, got {text!r}"
+        ) from None
+    if not out or min(out) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
+    return out
+
+
+def _write(path: str, text: str) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def cmd_bench_nn(args: argparse.Namespace) -> int:
+    from katadeploy.bench.nn import format_markdown, run_nn_bench
+
+    progress = not args.quiet
+    model_path = None
+    if args.model is not None:
+        from katadeploy.model.hub import resolve_model
+
+        model_path = resolve_model(args.model, quiet=not progress)
+    result = run_nn_bench(
+        args.artifacts, model_path=model_path, batches=args.batch, seconds=args.seconds, threads=args.threads,
+        nn_size=args.nn_size, timeout=args.timeout, katago=args.katago is not None,
+        katago_binary=args.katago or None, katago_visits=args.katago_visits, progress=progress,
+    )  # fmt: skip
+    md = format_markdown(result)
+    sys.stdout.write(md)
+    sys.stdout.flush()
+    if args.markdown:
+        print(f"katadeploy: wrote {_write(args.markdown, md)}", file=sys.stderr)
+    if args.json:
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        print(f"katadeploy: wrote {_write(args.json, text)}", file=sys.stderr)
+    return 0
+
+
+def register_bench(bench_sub: Any) -> None:
+    p = bench_sub.add_parser(
+        "nn",
+        help="raw NN evals/s, latency, peak memory and GFLOP/s of artifacts, side by side",
+        description="Benchmark each artifact (or `torch`, the FP32 reference) in its own process at every "
+        "batch size: evals/s, P50/P95/P99 latency per call, peak RSS, GFLOP/s. Optionally also run KataGo's "
+        "own `katago benchmark` on the same net.",
+    )
+    p.add_argument(
+        "artifacts", nargs="+", metavar="ARTIFACT", help="artifact path (with its sidecar), or torch"
+    )
+    p.add_argument("--model", default=None, help="the net (needed for torch, --katago and GFLOP/s)")
+    p.add_argument("--batch", type=_batches, default=[1, 8, 32], help="batch sizes (default 1,8,32)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=DEFAULT_SECONDS,
+        help="timed seconds per batch size (default %(default)s)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per runtime (default: its own)")
+    p.add_argument("--nn-size", type=int, default=19, help="tensor size for the torch pseudo-artifact (19)")
+    p.add_argument(
+        "--timeout", type=float, default=WORKER_TIMEOUT_S, help="seconds per artifact (default %(default)s)"
+    )
+    p.add_argument("--json", metavar="OUT", default=None, help="also write the results as JSON")
+    p.add_argument("--markdown", metavar="OUT", default=None, help="also write the table as Markdown")
+    p.add_argument(
+        "--katago",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="also run the real KataGo's `katago benchmark` on --model (optionally the binary's path)",
+    )
+    p.add_argument(
+        "--katago-visits",
+        type=int,
+        default=KATAGO_VISITS,
+        help="visits per katago benchmark search (default 200)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_bench_nn)

@@ -1,0 +1,65 @@
+"""CLI: ``katadeploy calibrate [SGF|DIR ...] -o calib.npz [--positions N] [--val-fraction F] [--seed S]
+[--nn-size N] [-q]``.
+
+Contract: samples positions from real games (the bundled ones when no SGF is given; a directory means every
+``*.sgf`` below it) with :func:`katadeploy.data.calibration.build_calibration` and writes the file atomically
+with :func:`~katadeploy.data.calibration.save_calibration`. Progress goes to stderr (``-q`` turns it off); the
+summary — the file, its size and sha256, positions and games per split, skip reasons with counts — goes to
+stdout. Bad input raises :class:`~katadeploy.errors.KatadeployError` (printed by the CLI as one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from katadeploy.data.calibration import DEFAULT_POSITIONS, DEFAULT_SEED, DEFAULT_VAL_FRACTION
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="sample positions from real SGF games into a calibration file (.npz) for INT8 export and validation",
+        description="Sample positions (stratified by game phase, all 8 symmetries, a mix of rules) from real "
+        "games and write KataGo v7 net inputs, legal-move masks and a calibration/validation split "
+        "(disjoint by game) to an .npz file.",
+    )
+    p.add_argument(
+        "sources", nargs="*", metavar="SGF|DIR", help="SGF files or directories (default: the bundled games)"
+    )
+    p.add_argument("-o", "--output", required=True, help="calibration file to write (.npz)")
+    p.add_argument(
+        "--positions", type=int, default=DEFAULT_POSITIONS, help=f"positions (default {DEFAULT_POSITIONS})"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=DEFAULT_VAL_FRACTION,
+        help=f"share of games (and positions) held out for validation (default {DEFAULT_VAL_FRACTION})",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"sampling seed (default {DEFAULT_SEED})")
+    p.add_argument(
+        "--nn-size", type=int, default=19, help="square tensor size; only boards this size are used"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from katadeploy.data.calibration import build_calibration, save_calibration
+    from katadeploy.hashing import sha256_file
+
+    arrays, report = build_calibration(
+        args.sources or None,
+        positions=args.positions,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        nn_size=args.nn_size,
+        progress=not args.quiet,
+    )
+    path = save_calibration(arrays, Path(args.output))
+    size = path.stat().st_size
+    print(f"wrote {path} ({size / 1e6:.2f} MB, sha256 {sha256_file(path)})")
+    for line in report.lines():
+        print(line)
+    return 0

@@ -1,0 +1,1 @@
+"""The whole mission in one command: calibrate, export, validate and benchmark a net (``katadeploy deploy``)."""

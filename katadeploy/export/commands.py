@@ -1,0 +1,54 @@
+"""CLI: ``katadeploy export MODEL --target T [--target T2 ...] [--calib F] -o DIR``.
+
+Contract: builds each requested target with :func:`katadeploy.export.request.export_artifact` and prints the
+artifact paths (one per line) on stdout; progress and notes go to stderr. ``--target all-cpu`` builds every target
+that can be built on this machine's CPU (ONNX, TFLite, Core ML, OpenVINO). Bad input raises
+:class:`~katadeploy.errors.KatadeployError` subclasses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from katadeploy.export.targets import TARGETS
+
+CPU_TARGETS = [n for n, t in TARGETS.items() if t.format in ("onnx", "tflite", "coreml", "openvino")]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a net to ONNX / TFLite / Core ML / TensorRT / OpenVINO with a sidecar manifest",
+        description="Targets: " + ", ".join(TARGETS) + ", or all-cpu.",
+    )
+    p.add_argument(
+        "model", nargs="?", help="model file, URL or known name (default: the manifest's default net)"
+    )
+    p.add_argument("--target", "-t", action="append", required=True, metavar="T", help="repeatable")
+    p.add_argument("--calib", help="calibration .npz from `katadeploy calibrate` (default: bundled games)")
+    p.add_argument("-o", "--output-dir", default="artifacts")
+    p.add_argument("--nn-size", type=int, default=19, help="board tensor size (default 19)")
+    p.add_argument(
+        "--exact-board", action="store_true",
+        help="graph without mask ops, valid only for boards that fill the tensor (faster)",
+    )  # fmt: skip
+    p.add_argument("--batch", type=int, default=8, help="largest batch for fixed-batch formats (default 8)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from katadeploy.export.request import export_artifact
+
+    targets: list[str] = []
+    for t in args.target:
+        targets.extend(CPU_TARGETS if t == "all-cpu" else [t])
+    for t in targets:
+        path = export_artifact(
+            args.model, t, args.output_dir, calib=args.calib, nn_size=args.nn_size,
+            exact=args.exact_board, batch=args.batch, progress=not args.quiet,
+        )  # fmt: skip
+        print(path)
+        sys.stdout.flush()
+    return 0

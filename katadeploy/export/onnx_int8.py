@@ -1,0 +1,495 @@
+"""INT8 ONNX graphs: static QDQ quantization with onnxruntime, calibrated on real positions.
+
+Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 graph (:func:`katadeploy.export.onnx
+.build_fp32`) into a QDQ graph at ``path`` and returns its details. The recipe:
+
+- ``quant_pre_process`` (symbolic shape inference + onnxruntime's basic graph optimisation, which folds each
+  convolution's following BatchNorm affine into it), then ``quantize_static`` with ``QuantFormat.QDQ``, per-channel
+  symmetric QInt8 weights and symmetric QInt8 activations, on the ``Conv``/``MatMul``/``Gemm`` nodes of the trunk.
+  Activation Q/DQ pairs sit on the inputs of those nodes (``options["int8_placement"] = "inputs"``, the default:
+  TensorRT's recommended placement, with ~4x smaller policy errors than also quantizing outputs on the test nets)
+  or on their inputs and outputs (``"inputs+outputs"``, which lets onnxruntime's CPU EP fuse some QLinearConv).
+- Kept float (by module scope, :func:`katadeploy.export.onnx.node_role`): the stem (initial conv, global linear,
+  meta encoder), every norm (BatchNorm affine, RMSNorm, trunk tip), the attention softmax and the QK^T / attention
+  x V matmuls, and both heads. Activations, residual adds and norms are never quantized (only the listed op types
+  are); ``details["int8"]["float_nodes"]`` summarises the convolution-type nodes left in float by role.
+- Calibration: one pass over up to ``options["calib_positions"]`` (default :data:`DEFAULT_CALIB_POSITIONS`)
+  positions of ``req.calib.subset("calib")`` (read through :class:`CalibrationReader`; full-board positions only for
+  exact-board graphs) records, for every tensor the quantizer needs, its min/max (MinMax), a 2048-bin histogram of
+  ``|x|`` (Percentile, 99.999%) and a 512-bin signed histogram (Entropy: onnxruntime's KL threshold search over 128
+  quantized bins; its default of 128 bins would make Entropy equal MinMax). Each method's ranges go to
+  ``quantize_static`` as a calibration cache, so the data is run through the net once, not once per method.
+- Method choice: each candidate (``options["int8_methods"]``, default MinMax, Percentile and Entropy) is run with
+  onnxruntime on up to ``options["val_positions"]`` (default :data:`DEFAULT_VAL_POSITIONS`) positions of the
+  validation split and scored against the PyTorch FP32 reference with
+  :func:`katadeploy.validate.metrics.compare` + ``selection_loss(metrics, "int8")``; ties (0 = comfortably inside
+  KataGo's FP16 limits) go to the smaller worst limit ratio. The per-method losses, ratios and the winner are
+  recorded; the winner is written even when it misses the limits (``passed`` says so, validation decides).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from katadeploy.errors import KatadeployError
+from katadeploy.export.onnx import node_role, summarize_nodes
+from katadeploy.export.request import ExportRequest
+from katadeploy.extras import require
+from katadeploy.model.desc import ModelDesc
+from katadeploy.progress import Progress
+
+METHODS = ("minmax", "percentile", "entropy")
+QUANT_OPS = ("Conv", "MatMul", "Gemm")
+#: node roles whose Conv/MatMul/Gemm stay float
+FLOAT_ROLES = (
+    "stem", "norm_bn", "norm_rms", "trunk_tip", "attention_softmax", "attention_matmul",
+    "policy_head", "value_head", "other",
+)  # fmt: skip
+DEFAULT_CALIB_POSITIONS = 256
+DEFAULT_VAL_POSITIONS = 128
+CHUNK = 8
+#: where activations get Q/DQ: the inputs of each quantized node (TensorRT's recommended placement, and 4x smaller
+#: policy errors on the test nets) or also its outputs (lets onnxruntime's CPU EP fuse QLinearConv)
+PLACEMENTS = ("inputs", "inputs+outputs")
+PERCENTILE = 99.999
+PERCENTILE_BINS = 2048
+ENTROPY_BINS = 512
+ENTROPY_QUANT_BINS = 128
+HUMAN_PROFILE = "preaz_5k"  # the SGF-metadata profile fed to human-SL nets (as KataGo's testgpuerror)
+
+
+# ---------------------------------------------------------------------------------------------- data
+def _ort_quant() -> Any:
+    require("onnxruntime", "onnx")
+    import onnxruntime.quantization as q
+
+    return q
+
+
+def _full_board(spatial: np.ndarray) -> np.ndarray:
+    return spatial[:, 0].reshape(len(spatial), -1).min(axis=1) > 0.5
+
+
+def _meta(model: ModelDesc, spatial: np.ndarray) -> np.ndarray | None:
+    if model.meta_encoder_version <= 0:
+        return None
+    from katadeploy.go.metadata import metadata_row, profile
+
+    prof = profile(HUMAN_PROFILE)
+    areas = spatial[:, 0].reshape(len(spatial), -1).sum(axis=1).round().astype(int)
+    return np.stack([metadata_row(prof, False, int(a)) for a in areas]).astype(np.float32)
+
+
+def _subset(req: ExportRequest, split: str, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(spatial, global, legal)`` of up to ``limit`` positions of ``split``, evenly spread over the split (full
+    boards only for exact-board graphs)."""
+    cs = req.calib.subset(split)
+    spatial = np.asarray(cs.spatial, dtype=np.float32)
+    glob = np.asarray(cs.global_, dtype=np.float32)
+    legal = np.asarray(cs.legal, dtype=bool)
+    keep = _full_board(spatial) if req.exact else np.ones(len(spatial), dtype=bool)
+    idx = np.flatnonzero(keep)
+    name = "calibration" if split == "calib" else "validation"
+    if len(idx) == 0:
+        where = req.calib_path or "the calibration data"
+        extra = f" that fill the {req.nn_x}x{req.nn_y} tensor" if req.exact else ""
+        raise KatadeployError(
+            f"{where}: its {name} split has no positions{extra}; rebuild it with `katadeploy calibrate`"
+        )
+    if len(idx) > limit:
+        idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
+    return spatial[idx], glob[idx], legal[idx]
+
+
+class CalibrationReader:
+    """onnxruntime ``CalibrationDataReader`` over calibration positions, ``chunk`` positions per batch."""
+
+    def __init__(self, model: ModelDesc, spatial: np.ndarray, global_: np.ndarray, chunk: int = CHUNK):
+        self.spatial, self.global_, self.chunk = spatial, global_, chunk
+        self.meta = _meta(model, spatial)
+        self.pos = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.spatial) / self.chunk)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.pos >= len(self.spatial):
+            return None
+        sl = slice(self.pos, self.pos + self.chunk)
+        self.pos += self.chunk
+        feed = {"spatial": self.spatial[sl], "global": self.global_[sl]}
+        if self.meta is not None:
+            feed["meta"] = self.meta[sl]
+        return feed
+
+    def rewind(self) -> None:
+        self.pos = 0
+
+
+def _reader_class() -> type:
+    q = _ort_quant()
+
+    class Reader(CalibrationReader, q.CalibrationDataReader):  # registered as onnxruntime's reader type
+        pass
+
+    return Reader
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+class AbsHistogram:
+    """Histogram of ``|x|`` on uniform bins over ``[0, top]``, widened in whole bins as larger values arrive."""
+
+    def __init__(self, bins: int):
+        self.bins = bins
+        self.hist: np.ndarray | None = None
+        self.top = 0.0
+
+    def add(self, x: np.ndarray) -> None:
+        a = np.abs(x.ravel())
+        amax = float(a.max()) if a.size else 0.0
+        if self.hist is None:
+            self.top = amax if amax > 0 else 1e-8
+            self.hist = np.histogram(a, self.bins, range=(0.0, self.top))[0].astype(np.int64)
+            return
+        width = self.top / len(self.hist)
+        if amax > self.top:
+            extra = int(math.ceil((amax - self.top) / width))
+            self.hist = np.concatenate([self.hist, np.zeros(extra, dtype=np.int64)])
+            self.top = width * len(self.hist)
+        self.hist += np.histogram(a, len(self.hist), range=(0.0, self.top))[0]
+
+    def percentile(self, p: float) -> float:
+        assert self.hist is not None
+        cdf = np.cumsum(self.hist) / max(int(self.hist.sum()), 1)
+        i = int(np.searchsorted(cdf, p / 100.0))
+        width = self.top / len(self.hist)
+        return min(self.top, (i + 1) * width)
+
+
+class RangeCollector:
+    """Per-tensor statistics for the three calibration methods from one pass over the data."""
+
+    def __init__(self, tensors: list[str], methods: tuple[str, ...]):
+        q = _ort_quant()
+        self.tensors, self.methods = tensors, methods
+        self.lo = {t: np.float32(np.inf) for t in tensors}
+        self.hi = {t: np.float32(-np.inf) for t in tensors}
+        self.abs_hist = {t: AbsHistogram(PERCENTILE_BINS) for t in tensors} if "percentile" in methods else {}
+        self.entropy = (
+            q.calibrate.HistogramCollector(
+                "entropy", True, ENTROPY_BINS, ENTROPY_QUANT_BINS, PERCENTILE, "same"
+            )
+            if "entropy" in methods
+            else None
+        )
+
+    def add(self, values: dict[str, np.ndarray]) -> None:
+        for t in self.tensors:
+            x = values[t]
+            if x.size == 0:
+                continue
+            self.lo[t] = min(self.lo[t], np.float32(x.min()))
+            self.hi[t] = max(self.hi[t], np.float32(x.max()))
+            if t in self.abs_hist:
+                self.abs_hist[t].add(x)
+        if self.entropy is not None:
+            self.entropy.collect_value({t: values[t].astype(np.float32, copy=False) for t in self.tensors})
+
+    def ranges(self, method: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        out = {}
+        for t in self.tensors:
+            lo, hi = np.float32(self.lo[t]), np.float32(self.hi[t])
+            if method == "percentile":
+                th = np.float32(self.abs_hist[t].percentile(PERCENTILE))
+                lo, hi = np.float32(max(lo, -th)), np.float32(min(hi, th))
+            elif method == "entropy":
+                assert self.entropy is not None
+                with contextlib.redirect_stdout(sys.stderr):
+                    lo_e, hi_e = self.entropy.get_entropy_threshold(
+                        self.entropy.histogram_dict[t], ENTROPY_QUANT_BINS
+                    )
+                lo, hi = np.float32(lo_e), np.float32(hi_e)
+            out[t] = (np.array(lo, dtype=np.float32), np.array(hi, dtype=np.float32))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- graph analysis
+def plan_nodes(
+    proto: Any, model: ModelDesc, outputs: bool = False
+) -> tuple[list[str], list[tuple[str, str, str]], list[str]]:
+    """``(nodes to quantize, float nodes of the quantizable op types as (name, op, role), tensors to
+    calibrate)`` for a pre-processed graph."""
+    inits = {i.name for i in proto.graph.initializer}
+    quantize, kept, tensors = [], [], []
+    seen: set[str] = set()
+    for n in proto.graph.node:
+        if n.op_type not in QUANT_OPS:
+            continue
+        role = node_role(n.name, n.op_type, model)
+        if role in FLOAT_ROLES:
+            kept.append((n.name, n.op_type, role))
+            continue
+        quantize.append(n.name)
+        for t in [
+            *n.input[:1],
+            *(n.input[1:2] if n.op_type == "MatMul" else []),
+            *(n.output if outputs else []),
+        ]:
+            if t and t not in inits and t not in seen:
+                seen.add(t)
+                tensors.append(t)
+    return quantize, kept, tensors
+
+
+def _augmented(proto: Any, tensors: list[str]) -> bytes:
+    from onnx import TensorProto, helper
+
+    aug = type(proto)()
+    aug.CopyFrom(proto)
+    outs = {o.name for o in aug.graph.output}
+    for t in tensors:
+        if t not in outs:
+            aug.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+    return aug.SerializeToString()
+
+
+def tidy(proto: Any) -> None:
+    """Drop the opset imports no node uses (the optimiser adds onnxruntime's private domains) and mark the
+    producer, so the file stays a plain ONNX graph for other runtimes."""
+    from katadeploy import __version__
+
+    used = {n.domain for n in proto.graph.node} | {""}
+    keep = [o for o in proto.opset_import if o.domain in used or (o.domain == "ai.onnx" and "" in used)]
+    del proto.opset_import[:]
+    proto.opset_import.extend(keep)
+    proto.producer_name, proto.producer_version = "katadeploy", __version__
+
+
+def _session(ort: Any, model: Any, threads: int | None = None) -> Any:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    return ort.InferenceSession(
+        str(model) if isinstance(model, Path) else model, so, providers=["CPUExecutionProvider"]
+    )
+
+
+def collect_ranges(
+    proto: Any, tensors: list[str], reader: CalibrationReader, methods: tuple[str, ...], progress: bool
+) -> RangeCollector:
+    ort = require("onnxruntime", "onnx")
+    sess = _session(ort, _augmented(proto, tensors))
+    collector = RangeCollector(tensors, methods)
+    reader.rewind()
+    with Progress(len(reader.spatial), "int8 calibration", quiet=not progress) as bar:
+        while (feed := reader.get_next()) is not None:
+            values = sess.run(tensors, feed)
+            collector.add(dict(zip(tensors, values)))
+            bar.advance(len(feed["spatial"]))
+    return collector
+
+
+# ---------------------------------------------------------------------------------------------- quantize + select
+def _quantize(
+    pre: Path, out: Path, method: str, ranges: dict, quantize: list[str], tmp: Path, outputs: bool
+) -> None:
+    """``quantize_static`` with ranges computed beforehand (its calibration cache, onnxruntime >= 1.26; older
+    releases get the same ``QDQQuantizer`` call that ``quantize_static`` makes)."""
+    import inspect
+
+    q = _ort_quant()
+    enum = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
+            "entropy": q.CalibrationMethod.Entropy}[method]  # fmt: skip
+    data = {t: q.calibrate.TensorData(lowest=lo, highest=hi) for t, (lo, hi) in ranges.items()}
+    tensors = q.calibrate.TensorsData(enum, data)
+    extra = {
+        "ActivationSymmetric": True,
+        "WeightSymmetric": True,
+        **({} if outputs else {"OpTypesToExcludeOutputQuantization": list(QUANT_OPS)}),
+    }
+    if "calibration_cache_path" in inspect.signature(q.quantize_static).parameters:
+        cache = tmp / f"ranges-{method}.json"
+        q.calibrate.save_tensors_data(tensors, cache)
+        q.quantize_static(
+            str(pre), str(out), calibration_data_reader=None, calibration_cache_path=str(cache),
+            quant_format=q.QuantFormat.QDQ, op_types_to_quantize=list(QUANT_OPS), nodes_to_quantize=quantize,
+            per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+            calibrate_method=enum, extra_options=extra,
+        )  # fmt: skip
+        return
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+    quantizer = QDQQuantizer(
+        load_model_with_shape_infer(pre), True, False, q.QuantType.QInt8, q.QuantType.QInt8, tensors, quantize,
+        [], list(QUANT_OPS), extra,
+    )  # fmt: skip
+    quantizer.quantize_model()
+    quantizer.model.save_model_to_file(str(out), False)
+
+
+def _evaluate(
+    ort: Any, path: Path, model: ModelDesc, spatial: np.ndarray, glob: np.ndarray, bar: Progress
+) -> Any:
+    from katadeploy.runtime.base import RawBatch, concat
+
+    sess = _session(ort, path)
+    meta = _meta(model, spatial)
+    parts = []
+    names = list(RawBatch._fields)
+    for i in range(0, len(spatial), CHUNK):
+        feed = {"spatial": spatial[i : i + CHUNK], "global": glob[i : i + CHUNK]}
+        if meta is not None:
+            feed["meta"] = meta[i : i + CHUNK]
+        parts.append(RawBatch(*(np.asarray(o, dtype=np.float32) for o in sess.run(names, feed))))
+        bar.advance(len(feed["spatial"]))
+    return concat(parts)
+
+
+def _reference(model: ModelDesc, exact: bool, spatial: np.ndarray, glob: np.ndarray) -> Any:
+    import torch
+
+    from katadeploy.export.graph import ExportNet
+    from katadeploy.runtime.base import RawBatch, concat
+
+    net = ExportNet(model, exact=exact).eval()
+    meta = _meta(model, spatial)
+    parts = []
+    with torch.inference_mode():
+        for i in range(0, len(spatial), CHUNK):
+            args = [torch.from_numpy(spatial[i : i + CHUNK]), torch.from_numpy(glob[i : i + CHUNK])]
+            if meta is not None:
+                args.append(torch.from_numpy(meta[i : i + CHUNK]))
+            parts.append(RawBatch(*(t.numpy() for t in net(*args))))
+    return concat(parts)
+
+
+def _methods(req: ExportRequest) -> tuple[str, ...]:
+    raw = req.options.get("int8_methods") or METHODS
+    if isinstance(raw, str):
+        raw = [m for m in raw.split(",") if m]
+    methods = tuple(str(m).lower() for m in raw)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise KatadeployError(
+            f"unknown INT8 calibration method {', '.join(bad) or '(none)'}; use {', '.join(METHODS)}"
+        )
+    return methods
+
+
+def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
+    if req.calib is None:
+        raise KatadeployError(
+            f"{req.target.name} needs calibration data (--calib, or the default bundled set)"
+        )
+    onnx = require("onnx", "onnx")
+    ort = require("onnxruntime", "onnx")
+    q = _ort_quant()
+    from katadeploy.validate.metrics import compare, no_result_allowed_from_global, selection_loss
+
+    model = req.model
+    methods = _methods(req)
+    placement = str(req.options.get("int8_placement", "inputs")).lower()
+    if placement not in PLACEMENTS:
+        raise KatadeployError(f"unknown int8_placement {placement!r}; use {' or '.join(PLACEMENTS)}")
+    quant_outputs = placement == "inputs+outputs"
+    n_calib = int(req.options.get("calib_positions", DEFAULT_CALIB_POSITIONS))
+    n_val = int(req.options.get("val_positions", DEFAULT_VAL_POSITIONS))
+    if n_calib < 1 or n_val < 1:
+        raise KatadeployError("calib_positions and val_positions must be positive")
+    c_spatial, c_glob, _ = _subset(req, "calib", n_calib)
+    v_spatial, v_glob, v_legal = _subset(req, "val", n_val)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="katadeploy-int8-") as tmpdir:
+        tmp = Path(tmpdir)
+        fp32 = tmp / "fp32.onnx"
+        pre = tmp / "pre.onnx"
+        onnx.save(proto, str(fp32))
+        req.log("int8: onnxruntime quantization pre-processing")
+        with contextlib.redirect_stdout(sys.stderr):
+            q.quant_pre_process(str(fp32), str(pre))
+        pre_proto = onnx.load(str(pre))
+        quantize, kept, tensors = plan_nodes(pre_proto, model, quant_outputs)
+        if not quantize:
+            raise KatadeployError(f"{model.name}: no trunk convolution left to quantize")
+        req.log(
+            f"int8: calibrating {len(tensors)} tensors of {len(quantize)} nodes on {len(c_spatial)} positions"
+        )
+        reader = _reader_class()(model, c_spatial, c_glob)
+        collector = collect_ranges(pre_proto, tensors, reader, methods, req.progress)
+        calib_seconds = time.perf_counter() - t0
+        ref = _reference(model, req.exact, v_spatial, v_glob)
+        nra = no_result_allowed_from_global(v_glob)
+        results: dict[str, dict[str, Any]] = {}
+        req.log(f"int8: choosing among {', '.join(methods)} on {len(v_spatial)} validation positions")
+        with Progress(len(v_spatial) * len(methods), "int8 method selection", quiet=not req.progress) as bar:
+            for m in methods:
+                out = tmp / f"int8-{m}.onnx"
+                with contextlib.redirect_stdout(sys.stderr):
+                    _quantize(pre, out, m, collector.ranges(m), quantize, tmp, quant_outputs)
+                test = _evaluate(ort, out, model, v_spatial, v_glob, bar)
+                metrics = compare(ref, test, v_legal, model, no_result_allowed=nra, on_board=v_spatial[:, 0])
+                worst = metrics.worst("int8")
+                results[m] = {
+                    "loss": float(selection_loss(metrics, "int8")),
+                    "worst": {"metric": worst.metric, "stat": worst.stat, "ratio": float(worst.ratio)},
+                    "passed": bool(metrics.passed("int8")),
+                    "top1_agreement": float(metrics.top1),
+                }
+        best = min(methods, key=lambda m: (results[m]["loss"], results[m]["worst"]["ratio"]))
+        for m in methods:
+            req.log(
+                f"int8: {m}: loss {results[m]['loss']:.4f} (worst {results[m]['worst']['metric']} "
+                f"{results[m]['worst']['stat']} at {results[m]['worst']['ratio']:.2f}x its limit)"
+                + ("  <- chosen" if m == best else "")
+            )
+        if not results[best]["passed"]:
+            w = results[best]["worst"]
+            req.log(
+                f"int8: note: even {best} misses KataGo's FP16 limits on the validation split ({w['metric']} "
+                f"{w['stat']} at {w['ratio']:.1f}x its limit); check it with `katadeploy validate` before use"
+            )
+        final = onnx.load(str(tmp / f"int8-{best}.onnx"))
+        tidy(final)
+        onnx.checker.check_model(final)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".{path.name}.tmp")
+        try:
+            onnx.save(final, str(staged))
+            staged.replace(path)
+        finally:
+            staged.unlink(missing_ok=True)
+    return {
+        "int8": {
+            "quantizer": f"onnxruntime {ort.__version__} quantize_static",
+            "format": "QDQ",
+            "weights": "QInt8 symmetric per-channel",
+            "activations": "QInt8 symmetric per-tensor",
+            "placement": placement,
+            "op_types": list(QUANT_OPS),
+            "quantized_nodes": len(quantize),
+            "float_roles": list(FLOAT_ROLES),
+            "float_nodes": summarize_nodes(kept),
+            "calibrated_tensors": len(tensors),
+            "calibration_positions": int(len(c_spatial)),
+            "validation_positions": int(len(v_spatial)),
+            "methods": results,
+            "method": best,
+            "selection": 'katadeploy.validate.metrics.selection_loss(metrics, "int8") vs PyTorch FP32 on the '
+            "validation split; ties broken by the worst limit ratio",
+            "percentile": PERCENTILE,
+            "entropy_bins": [ENTROPY_BINS, ENTROPY_QUANT_BINS],
+            "calibration_seconds": round(calib_seconds, 2),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    }

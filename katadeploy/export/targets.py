@@ -1,0 +1,59 @@
+"""The registry of export targets.
+
+Contract: :data:`TARGETS` maps every target name accepted by ``katadeploy export --target`` to a
+:class:`Target`: its artifact format, precision, file extension, the optional extra it needs, whether it needs
+calibration data, and the module (under :mod:`katadeploy.export`) that builds it. :func:`get_target` turns an
+unknown name into a clear error that lists the valid ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from katadeploy.errors import KatadeployError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    format: str  # onnx | tflite | coreml | tensorrt | openvino
+    precision: str  # fp32 | fp16 | int8 | w8
+    extension: str
+    extra: str
+    module: str  # katadeploy.export.<module>
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.precision == "int8"
+
+
+def _t(name: str, fmt: str, ext: str, extra: str, module: str) -> Target:
+    return Target(name, fmt, name.rsplit("-", 1)[1], ext, extra, module)
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        _t("onnx-fp32", "onnx", ".onnx", "onnx", "onnx"),
+        _t("onnx-fp16", "onnx", ".onnx", "onnx", "onnx"),
+        _t("onnx-int8", "onnx", ".onnx", "onnx", "onnx"),
+        _t("tflite-fp32", "tflite", ".tflite", "tflite", "tflite"),
+        _t("tflite-fp16", "tflite", ".tflite", "tflite", "tflite"),
+        _t("tflite-int8", "tflite", ".tflite", "tflite", "tflite"),
+        _t("coreml-fp32", "coreml", ".mlpackage", "coreml", "coreml"),
+        _t("coreml-fp16", "coreml", ".mlpackage", "coreml", "coreml"),
+        _t("coreml-w8", "coreml", ".mlpackage", "coreml", "coreml"),
+        _t("tensorrt-fp16", "tensorrt", ".engine", "tensorrt", "tensorrt"),
+        _t("tensorrt-int8", "tensorrt", ".engine", "tensorrt", "tensorrt"),
+        _t("openvino-fp32", "openvino", ".xml", "openvino", "openvino"),
+        _t("openvino-fp16", "openvino", ".xml", "openvino", "openvino"),
+        _t("openvino-int8", "openvino", ".xml", "openvino", "openvino"),
+    )
+}
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise KatadeployError(f"unknown target {name!r}; choose one of: {', '.join(TARGETS)}") from None

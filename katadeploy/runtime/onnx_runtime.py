@@ -1,0 +1,186 @@
+"""Run ONNX artifacts (``onnx-fp32`` / ``onnx-fp16`` / ``onnx-int8``) with onnxruntime.
+
+Contract: :func:`load` ``(path, manifest, device=None, threads=None, **opts)`` returns an :class:`OnnxEvaluator`
+named ``onnx-<precision>-<device>`` (``onnx-int8-cpu``, ``onnx-fp16-cuda``, ``onnx-fp32-tensorrt``) implementing
+:class:`~katadeploy.runtime.base.Evaluator`. ``device`` picks the execution provider: ``None``/``"cpu"`` the CPU
+EP (``threads`` intra-op threads), ``"cuda"``/``"cuda:K"`` the CUDA EP, ``"tensorrt"``/``"tensorrt:K"`` the
+TensorRT EP (with CUDA as fallback); a provider this onnxruntime lacks is a
+:class:`~katadeploy.errors.KatadeployError` naming ``onnxruntime-gpu``. Sessions use graph optimisation level
+ALL. ``session_cache=True`` keeps the optimised model under ``katadeploy.cache.cache_dir("onnxruntime")``, keyed
+by the artifact's sha256, onnxruntime's version, the provider and the CPU, and loads it from there next time.
+Inputs are float32 for every precision (FP16 graphs keep FP32 I/O); batches of any size are accepted; the shapes
+are checked against the manifest before running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from katadeploy.errors import KatadeployError
+from katadeploy.export.manifest import ArtifactManifest
+from katadeploy.extras import require
+from katadeploy.runtime.base import RawBatch
+
+OUTPUT_NAMES = list(RawBatch._fields)  # the ONNX output names too
+GPU_HINT = (
+    "pip uninstall onnxruntime && pip install onnxruntime-gpu (it provides the CUDA and TensorRT execution "
+    "providers; the CPU-only onnxruntime package has neither)"
+)
+
+
+def parse_device(device: str | None) -> tuple[str, int]:
+    """``None``/``"cpu"``/``"cuda[:K]"``/``"tensorrt[:K]"`` -> ``(kind, index)``."""
+    text = (device or "cpu").strip().lower()
+    kind, _, idx = text.partition(":")
+    if kind == "trt":
+        kind = "tensorrt"
+    if kind not in ("cpu", "cuda", "tensorrt") or (idx and not idx.isdigit()):
+        raise KatadeployError(
+            f"unknown onnxruntime device {device!r}; use cpu, cuda, cuda:N, tensorrt or tensorrt:N"
+        )
+    return kind, int(idx or 0)
+
+
+def providers_for(
+    ort: Any, kind: str, index: int, manifest: ArtifactManifest, opts: dict[str, Any]
+) -> list[Any]:
+    available = set(ort.get_available_providers())
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
+    need = "CUDAExecutionProvider" if kind == "cuda" else "TensorrtExecutionProvider"
+    if need not in available:
+        raise KatadeployError(
+            f"this onnxruntime ({ort.__version__}) has no {need} (available: {', '.join(sorted(available))}); "
+            f"for device {kind!r} install the GPU build: {GPU_HINT}"
+        )
+    cuda = ("CUDAExecutionProvider", {"device_id": index})
+    if kind == "cuda":
+        return [cuda, "CPUExecutionProvider"]
+    from katadeploy.cache import cache_dir
+
+    trt_opts: dict[str, Any] = {
+        "device_id": index,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache_dir("onnxruntime", "tensorrt")),
+        "trt_fp16_enable": manifest.precision in ("fp16", "int8"),
+        "trt_int8_enable": manifest.precision == "int8",
+    }
+    trt_opts.update(opts.get("tensorrt_options") or {})
+    return [("TensorrtExecutionProvider", trt_opts), cuda, "CPUExecutionProvider"]
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def session_cache_path(ort: Any, artifact: Path, kind: str, index: int) -> Path:
+    """Where the optimised model for this artifact, onnxruntime, provider and CPU is kept."""
+    from katadeploy.cache import cache_dir
+    from katadeploy.hashing import sha256_file
+
+    sha = sha256_file(artifact)
+    key = hashlib.sha256(
+        "|".join([sha, ort.__version__, kind, str(index), _cpu_name(), platform.machine()]).encode()
+    ).hexdigest()[:20]
+    return cache_dir("onnxruntime", "sessions") / f"{artifact.stem}-{sha[:12]}-{key}.onnx"
+
+
+class OnnxEvaluator:
+    """An onnxruntime session behind the :class:`~katadeploy.runtime.base.Evaluator` interface."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        manifest: ArtifactManifest,
+        device: str | None = None,
+        threads: int | None = None,
+        **opts: Any,
+    ):
+        ort = require("onnxruntime", "onnx")
+        self.path = Path(path)
+        self.manifest = manifest
+        self.output_scale = float(manifest.output_scale)
+        kind, index = parse_device(device)
+        self.device = kind
+        self.name = f"onnx-{manifest.precision}-{kind}"
+        self.input_names = [t.name for t in manifest.inputs]
+        self._shapes = {t.name: t.shape for t in manifest.inputs}
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = int(opts.get("log_severity", 3))
+        if threads:
+            so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+        source = str(self.path)
+        self.session_cache: Path | None = None
+        if opts.get("session_cache") and kind != "tensorrt":
+            cached = session_cache_path(ort, self.path, kind, index)
+            self.session_cache = cached
+            if cached.is_file():
+                source = str(cached)
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            else:
+                so.optimized_model_filepath = str(cached.with_name(f".{cached.name}.{os.getpid()}.tmp"))
+        providers = providers_for(ort, kind, index, manifest, opts)
+        try:
+            self.session = ort.InferenceSession(source, so, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise KatadeployError(f"onnxruntime cannot load {self.path.name}: {first}") from None
+        if so.optimized_model_filepath:
+            tmp = Path(so.optimized_model_filepath)
+            if tmp.is_file():
+                tmp.replace(self.session_cache)  # type: ignore[arg-type]
+        names = [i.name for i in self.session.get_inputs()]
+        if names != self.input_names:
+            raise KatadeployError(
+                f"{self.path.name}: graph inputs {names} do not match its manifest ({self.input_names}); re-export it"
+            )
+        self.providers = self.session.get_providers()
+
+    def _check(self, name: str, arr: np.ndarray) -> np.ndarray:
+        want = self._shapes[name]
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if arr.ndim != len(want) or any(
+            isinstance(w, int) and a != w for a, w in zip(arr.shape[1:], want[1:])
+        ):
+            raise KatadeployError(
+                f"{self.name}: input {name!r} has shape {list(arr.shape)}, the artifact takes {want}"
+            )
+        return arr
+
+    def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:
+        feed = {"spatial": self._check("spatial", spatial), "global": self._check("global", global_)}
+        if "meta" in self._shapes:
+            if meta is None:
+                raise KatadeployError(f"{self.name}: this human-SL net needs the meta input")
+            feed["meta"] = self._check("meta", meta)
+        if len(feed["spatial"]) == 0:
+            raise ValueError("empty batch")
+        out = self.session.run(OUTPUT_NAMES, feed)
+        return RawBatch(*(np.asarray(o, dtype=np.float32) for o in out))
+
+
+def load(
+    path: str | Path,
+    manifest: ArtifactManifest,
+    device: str | None = None,
+    threads: int | None = None,
+    **opts: Any,
+) -> OnnxEvaluator:
+    if manifest.format != "onnx":
+        raise KatadeployError(f"{Path(path).name} is a {manifest.format} artifact, not ONNX")
+    return OnnxEvaluator(path, manifest, device=device, threads=threads, **opts)

@@ -1,0 +1,221 @@
+"""Validation positions, encoded for one artifact's tensor.
+
+Contract: :func:`load_validation_set` returns a :class:`ValidationSet` — ``spatial [N, 22, H, W]``, ``global_
+[N, 19]``, ``legal [N, H*W+1]`` (bool, pass last), ``meta [N, 192]`` for human-SL nets (KataGo's
+``testgpuerror`` profile ``preaz_5k``) else None, and ``no_result_allowed [N]`` — for an ``nn_x`` x ``nn_y``
+tensor from one of:
+
+- ``None``: the 80 bundled positions (``katadeploy/data/positions/oracle80.jsonl``, the same as the oracle's);
+- a ``.jsonl`` file of analysis-query positions (see :mod:`katadeploy.go.position`);
+- a calibration ``.npz`` (``katadeploy data calib``): its validation split, which must match the net and
+  tensor.
+
+A position larger than the tensor is an error. For an exact-board artifact (no mask ops) only positions whose
+board fills the tensor are usable: the others are skipped (``skipped`` counts them, a note goes to stderr),
+and none left is an error. Every error is a :class:`~katadeploy.errors.KatadeployError` with one clear line.
+:func:`evaluate` runs an evaluator over a set in batches and returns one :class:`RawBatch` for all positions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from katadeploy.errors import KatadeployError
+from katadeploy.model.desc import ModelDesc
+from katadeploy.progress import Progress
+from katadeploy.runtime.base import Evaluator, RawBatch, concat
+
+BUNDLED = "bundled oracle80.jsonl"
+#: the SGF metadata profile KataGo's testgpuerror feeds human-SL nets
+HUMAN_PROFILE = "preaz_5k"
+MAX_BOARD = 37
+
+
+@dataclass
+class ValidationSet:
+    source: str
+    ids: list[str]
+    spatial: np.ndarray
+    global_: np.ndarray
+    legal: np.ndarray
+    no_result_allowed: np.ndarray
+    meta: np.ndarray | None = None
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.spatial)
+
+    @property
+    def on_board(self) -> np.ndarray:
+        """``[N, H, W]`` bool: the board's points inside the tensor (input channel 0)."""
+        return self.spatial[:, 0] > 0.5
+
+    def subset(self, index: np.ndarray | slice) -> ValidationSet:
+        ids = np.asarray(self.ids, dtype=object)[index].tolist()
+        meta = None if self.meta is None else self.meta[index]
+        return ValidationSet(
+            self.source, ids, self.spatial[index], self.global_[index], self.legal[index],
+            self.no_result_allowed[index], meta, self.skipped,
+        )  # fmt: skip
+
+
+def _check_inputs(model: ModelDesc) -> None:
+    if model.num_input_channels != 22 or model.num_input_global_channels != 19:
+        raise KatadeployError(
+            f"{model.name} (model v{model.version}) does not use the v7 inputs; "
+            "katadeploy validates model v8-17 nets"
+        )
+
+
+def _meta_rows(model: ModelDesc, white_to_move: list[bool], areas: list[int]) -> np.ndarray | None:
+    if model.meta_encoder_version <= 0:
+        return None
+    from katadeploy.go.metadata import metadata_row, profile
+
+    prof = profile(HUMAN_PROFILE)
+    return np.stack([metadata_row(prof, w, a) for w, a in zip(white_to_move, areas)]).astype(np.float32)
+
+
+def _skip_note(skipped: int, total: int, nn_x: int, nn_y: int, source: str) -> None:
+    if skipped:
+        print(
+            f"katadeploy: {skipped} of {total} positions from {source} do not fill the {nn_x}x{nn_y} "
+            "tensor of this exact-board artifact; skipped",
+            file=sys.stderr,
+        )
+
+
+def _from_queries(
+    lines: list[str], source: str, model: ModelDesc, nn_x: int, nn_y: int, exact: bool
+) -> ValidationSet:
+    from katadeploy.go import rules as R
+    from katadeploy.go.board import P_WHITE
+    from katadeploy.go.features import encode_batch, legal_policy_mask
+    from katadeploy.go.position import position_from_query
+
+    states = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            query = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise KatadeployError(f"{source}:{lineno}: not JSON ({exc.msg})") from None
+        states.append(position_from_query(query, MAX_BOARD))
+    if not states:
+        raise KatadeployError(f"{source}: no positions")
+    for s in states:
+        if s.x_size > nn_x or s.y_size > nn_y:
+            raise KatadeployError(
+                f"position {s.id!r} from {source} is {s.x_size}x{s.y_size}, larger than the artifact's "
+                f"{nn_x}x{nn_y} tensor"
+            )
+    total = len(states)
+    if exact:
+        states = [s for s in states if (s.x_size, s.y_size) == (nn_x, nn_y)]
+        _skip_note(total - len(states), total, nn_x, nn_y, source)
+        if not states:
+            raise KatadeployError(
+                f"none of the {total} positions from {source} fills the {nn_x}x{nn_y} tensor this "
+                f"exact-board artifact needs; pass --positions with {nn_x}x{nn_y} positions"
+            )
+    spatial, glob = encode_batch(
+        ((s.history, s.next_player) for s in states), nn_x, nn_y,
+        prefer_pass_alive_under_suicide=model.prefer_pass_alive_under_suicide,
+    )  # fmt: skip
+    legal = np.stack([legal_policy_mask(s.history, s.next_player, nn_x, nn_y) for s in states])
+    nra = np.array(
+        [s.rules.ko_rule == R.KO_SIMPLE or s.rules.scoring_rule == R.SCORING_TERRITORY for s in states],
+        dtype=bool,
+    )
+    meta = _meta_rows(
+        model, [s.next_player == P_WHITE for s in states], [s.x_size * s.y_size for s in states]
+    )
+    return ValidationSet(
+        source, [s.id for s in states], spatial, glob, legal, nra, meta, skipped=total - len(states)
+    )
+
+
+def _from_calibration(path: Path, model: ModelDesc, nn_x: int, nn_y: int, exact: bool) -> ValidationSet:
+    from katadeploy.data import calibration as C
+    from katadeploy.validate.metrics import no_result_allowed_from_global
+
+    cs = C.load_calibration(path)
+    C.check_compatible(cs, model, nn_x, nn_y)
+    val = cs.subset("val")
+    source = f"{path.name} (validation split)"
+    n_total = len(val.spatial)
+    if n_total == 0:
+        raise KatadeployError(f"{path}: its validation split is empty; rebuild it with a validation share")
+    spatial = np.asarray(val.spatial, dtype=np.float32)
+    if spatial.shape[-2:] != (nn_y, nn_x):
+        raise KatadeployError(
+            f"{path}: positions are encoded for a {spatial.shape[-1]}x{spatial.shape[-2]} tensor, "
+            f"the artifact uses {nn_x}x{nn_y}"
+        )
+    keep = np.ones(n_total, dtype=bool)
+    if exact:
+        keep = spatial[:, 0].reshape(n_total, -1).min(axis=1) > 0.5
+        _skip_note(int(n_total - keep.sum()), n_total, nn_x, nn_y, source)
+        if not keep.any():
+            raise KatadeployError(
+                f"none of the {n_total} validation positions in {path} fills the {nn_x}x{nn_y} tensor this "
+                "exact-board artifact needs"
+            )
+    spatial = spatial[keep]
+    glob = np.asarray(val.global_, dtype=np.float32)[keep]
+    legal = np.asarray(val.legal, dtype=bool)[keep]
+    areas = spatial[:, 0].reshape(len(spatial), -1).sum(axis=1).round().astype(int).tolist()
+    # The v7 features carry no colour; KataGo's preaz_5k profile is the same for both players.
+    meta = _meta_rows(model, [False] * len(spatial), areas)
+    games = np.asarray(getattr(val, "game", np.arange(n_total)))[keep]
+    ids = [f"val{i}-game{int(g)}" for i, g in zip(np.flatnonzero(keep), games)]
+    return ValidationSet(
+        source, ids, spatial, glob, legal, no_result_allowed_from_global(glob), meta,
+        skipped=int(n_total - keep.sum()),
+    )  # fmt: skip
+
+
+def load_validation_set(
+    spec: str | Path | None, model: ModelDesc, nn_x: int = 19, nn_y: int = 19, exact: bool = False
+) -> ValidationSet:
+    """Load and encode validation positions for an ``nn_x`` x ``nn_y`` tensor (see the module docstring)."""
+    _check_inputs(model)
+    if spec is None:
+        text = resources.files("katadeploy.data").joinpath("positions", "oracle80.jsonl").read_text("utf-8")
+        return _from_queries(text.splitlines(), BUNDLED, model, nn_x, nn_y, exact)
+    path = Path(spec)
+    if not path.is_file():
+        raise KatadeployError(f"positions file {path} does not exist")
+    if path.suffix == ".npz":
+        return _from_calibration(path, model, nn_x, nn_y, exact)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise KatadeployError(
+            f"{path}: not UTF-8 text; --positions takes a JSONL of analysis queries or a calibration .npz"
+        ) from None
+    return _from_queries(text.splitlines(), path.name, model, nn_x, nn_y, exact)
+
+
+def evaluate(
+    evaluator: Evaluator, vset: ValidationSet, batch: int = 16, *, label: str = "", progress: bool = True
+) -> RawBatch:
+    """``evaluator``'s raw outputs for every position of ``vset``, ``batch`` positions per call."""
+    if batch < 1:
+        raise KatadeployError("--batch must be positive")
+    parts = []
+    with Progress(len(vset), label or getattr(evaluator, "name", "evaluate"), quiet=not progress) as bar:
+        for i in range(0, len(vset), batch):
+            sl = slice(i, i + batch)
+            meta = None if vset.meta is None else vset.meta[sl]
+            out = evaluator.evaluate(vset.spatial[sl], vset.global_[sl], meta)
+            parts.append(RawBatch(*(np.asarray(a, dtype=np.float32) for a in out)))
+            bar.advance(len(vset.spatial[sl]))
+    return concat(parts)

@@ -1,0 +1,78 @@
+"""ONNX artifacts of the three real full-size nets (slow): FP32 against KataGo's goldens, FP16 and INT8 against
+KataGo's FP16 ``testgpuerror`` limits (PyTorch FP32 reference) on the 80 oracle positions.
+
+Kept lean: one masked 19x19 artifact per precision, and INT8 calibrated on a small slice of the bundled
+calibration data (its method choice still runs all three methods).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from katadeploy.export.request import export_artifact
+from katadeploy.go.position import load_positions
+from katadeploy.hashing import sha256_file
+from katadeploy.model.format import load_model
+from katadeploy.runtime.loader import open_evaluator
+from katadeploy.runtime.torch_runtime import TorchEvaluator
+from katadeploy.validate.metrics import compare
+from katadeploy.validate.positions import load_validation_set
+from tests.conftest import REAL_NETS, real_net_path
+from tests.export.test_onnx import INT8_KNOWN_FAILURE, POSITIONS, assert_within_gates, golden_errors
+
+INT8_OPTIONS = {"calib_positions": 32, "val_positions": 16}
+
+
+def _metrics(model_path, model, sha, target, out, vs, ref):
+    options = INT8_OPTIONS if target == "onnx-int8" else None
+    path = export_artifact(model_path, target, out, progress=False, options=options)
+    test = open_evaluator(path, model=model, model_sha256=sha, threads=2).evaluate(vs.spatial, vs.global_)
+    metrics = compare(
+        ref, test, vs.legal, model, no_result_allowed=vs.no_result_allowed, on_board=vs.on_board
+    )
+    return path, metrics
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    cache = {}
+
+    def get(stem):
+        if stem not in cache:
+            model_path = real_net_path(stem)
+            model = load_model(model_path)
+            vs = load_validation_set(None, model)
+            ref = TorchEvaluator(model, threads=2).evaluate(vs.spatial, vs.global_)
+            cache[stem] = (model_path, model, sha256_file(model_path), vs, ref, tmp_path_factory.mktemp(stem))
+        return cache[stem]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", sorted(REAL_NETS))
+def test_real_net_onnx_fp32_matches_katago_and_fp16_passes(stem, real):
+    model_path, model, sha, vs, ref, out = real(stem)
+    fp32 = export_artifact(model_path, "onnx-fp32", out, progress=False)
+    ev = open_evaluator(fp32, model=model, model_sha256=sha, threads=2)
+    assert_within_gates(golden_errors(stem, ev, model, load_positions(POSITIONS)))
+    _, metrics = _metrics(model_path, model, sha, "onnx-fp16", out, vs, ref)
+    assert metrics.passed("fp16"), json.dumps(metrics.to_json("fp16")["worst"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", sorted(REAL_NETS))
+def test_real_net_onnx_int8_is_built_and_reports_its_float_layers(stem, real):
+    """The INT8 artifact exists for every real net and its manifest says what stayed float and how it was chosen."""
+    model_path, model, sha, vs, ref, out = real(stem)
+    path, metrics = _metrics(model_path, model, sha, "onnx-int8", out, vs, ref)
+    details = json.loads(Path(str(path) + ".json").read_text())["details"]["int8"]
+    assert details["method"] in ("minmax", "percentile", "entropy")
+    assert details["float_nodes"], details.keys()
+    # measured 2026-11-23: policy KL p99 at 271x (b18c384nbt), 43x (g170e-b15c192), 221x (b10c384h6) the limit
+    if metrics.passed("int8"):
+        pytest.fail("INT8 now meets KataGo's FP16 limits: drop INT8_KNOWN_FAILURE and celebrate")
+    pytest.xfail(INT8_KNOWN_FAILURE + ": " + json.dumps(metrics.to_json("int8")["worst"]))
