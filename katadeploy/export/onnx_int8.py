@@ -40,6 +40,11 @@ from typing import Any
 import numpy as np
 
 from katadeploy.errors import KatadeployError
+from katadeploy.export.calibdata import CHUNK
+from katadeploy.export.calibdata import full_board as _full_board  # noqa: F401 - kept for older imports
+from katadeploy.export.calibdata import meta_rows as _meta
+from katadeploy.export.calibdata import reference_outputs as _reference
+from katadeploy.export.calibdata import subset as _subset
 from katadeploy.export.onnx import node_role, summarize_nodes
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
@@ -55,7 +60,6 @@ FLOAT_ROLES = (
 )  # fmt: skip
 DEFAULT_CALIB_POSITIONS = 256
 DEFAULT_VAL_POSITIONS = 128
-CHUNK = 8
 #: where activations get Q/DQ: the inputs of each quantized node (TensorRT's recommended placement, and 4x smaller
 #: policy errors on the test nets) or also its outputs (lets onnxruntime's CPU EP fuse QLinearConv)
 PLACEMENTS = ("inputs", "inputs+outputs")
@@ -63,7 +67,6 @@ PERCENTILE = 99.999
 PERCENTILE_BINS = 2048
 ENTROPY_BINS = 512
 ENTROPY_QUANT_BINS = 128
-HUMAN_PROFILE = "preaz_5k"  # the SGF-metadata profile fed to human-SL nets (as KataGo's testgpuerror)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -72,41 +75,6 @@ def _ort_quant() -> Any:
     import onnxruntime.quantization as q
 
     return q
-
-
-def _full_board(spatial: np.ndarray) -> np.ndarray:
-    return spatial[:, 0].reshape(len(spatial), -1).min(axis=1) > 0.5
-
-
-def _meta(model: ModelDesc, spatial: np.ndarray) -> np.ndarray | None:
-    if model.meta_encoder_version <= 0:
-        return None
-    from katadeploy.go.metadata import metadata_row, profile
-
-    prof = profile(HUMAN_PROFILE)
-    areas = spatial[:, 0].reshape(len(spatial), -1).sum(axis=1).round().astype(int)
-    return np.stack([metadata_row(prof, False, int(a)) for a in areas]).astype(np.float32)
-
-
-def _subset(req: ExportRequest, split: str, limit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(spatial, global, legal)`` of up to ``limit`` positions of ``split``, evenly spread over the split (full
-    boards only for exact-board graphs)."""
-    cs = req.calib.subset(split)
-    spatial = np.asarray(cs.spatial, dtype=np.float32)
-    glob = np.asarray(cs.global_, dtype=np.float32)
-    legal = np.asarray(cs.legal, dtype=bool)
-    keep = _full_board(spatial) if req.exact else np.ones(len(spatial), dtype=bool)
-    idx = np.flatnonzero(keep)
-    name = "calibration" if split == "calib" else "validation"
-    if len(idx) == 0:
-        where = req.calib_path or "the calibration data"
-        extra = f" that fill the {req.nn_x}x{req.nn_y} tensor" if req.exact else ""
-        raise KatadeployError(
-            f"{where}: its {name} split has no positions{extra}; rebuild it with `katadeploy calibrate`"
-        )
-    if len(idx) > limit:
-        idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
-    return spatial[idx], glob[idx], legal[idx]
 
 
 class CalibrationReader:
@@ -353,24 +321,6 @@ def _evaluate(
             feed["meta"] = meta[i : i + CHUNK]
         parts.append(RawBatch(*(np.asarray(o, dtype=np.float32) for o in sess.run(names, feed))))
         bar.advance(len(feed["spatial"]))
-    return concat(parts)
-
-
-def _reference(model: ModelDesc, exact: bool, spatial: np.ndarray, glob: np.ndarray) -> Any:
-    import torch
-
-    from katadeploy.export.graph import ExportNet
-    from katadeploy.runtime.base import RawBatch, concat
-
-    net = ExportNet(model, exact=exact).eval()
-    meta = _meta(model, spatial)
-    parts = []
-    with torch.inference_mode():
-        for i in range(0, len(spatial), CHUNK):
-            args = [torch.from_numpy(spatial[i : i + CHUNK]), torch.from_numpy(glob[i : i + CHUNK])]
-            if meta is not None:
-                args.append(torch.from_numpy(meta[i : i + CHUNK]))
-            parts.append(RawBatch(*(t.numpy() for t in net(*args))))
     return concat(parts)
 
 

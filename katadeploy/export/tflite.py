@@ -9,7 +9,8 @@ manifest, and returns the path.
   the first ``view``/unsqueeze with a symbolic size), so the manifest says ``{"fixed": req.batch}`` and the
   runtime (:mod:`katadeploy.runtime.litert_runtime`) splits and pads. Inputs ``spatial``, ``global`` (and
   ``meta``) and the five outputs are float32 in every precision; their names in the model's ``serving_default``
-  signature (``args_<i>``, ``output_<i>``) are checked against the manifest shapes and recorded in
+  signature (``args_<i>``, ``output_<i>``) are checked against the manifest shapes (and, by the self-check below,
+  against torch's values, which also tells policy from ownership when both are ``[N, 1, H, W]``) and recorded in
   ``details["signature"]``.
 - The converted FP32 model is run with LiteRT on the example inputs and compared with PyTorch before anything
   is written; a difference above :data:`SELF_CHECK_TOL` on any raw output is an error (the measured errors are
@@ -256,7 +257,7 @@ def _feeds(
     model: ModelDesc, spatial: np.ndarray, glob: np.ndarray, mapping: dict[str, dict[str, str]], batch: int
 ) -> list[dict[str, np.ndarray]]:
     """Signature feeds of exactly ``batch`` rows (the last one padded) for ai-edge-quantizer's calibration."""
-    from katadeploy.export.onnx_int8 import _meta
+    from katadeploy.export.calibdata import meta_rows as _meta
 
     meta = _meta(model, spatial)
     ours = {"spatial": spatial, "global": glob, **({"meta": meta} if meta is not None else {})}
@@ -277,7 +278,9 @@ def validate_int8(
     """KataGo ``testgpuerror`` statistics of the INT8 model against PyTorch FP32 on validation positions."""
     if n_val == 0:
         return None
-    from katadeploy.export.onnx_int8 import _meta, _reference, _subset
+    from katadeploy.export.calibdata import meta_rows as _meta
+    from katadeploy.export.calibdata import reference_outputs as _reference
+    from katadeploy.export.calibdata import subset as _subset
     from katadeploy.runtime.base import RawBatch
     from katadeploy.validate.metrics import compare, no_result_allowed_from_global
 
@@ -313,7 +316,7 @@ def quantize_int8(
     require("ai_edge_quantizer", "tflite", "ai-edge-quantizer")
     from ai_edge_quantizer.calibrator import CalibrationMode
 
-    from katadeploy.export.onnx_int8 import _subset
+    from katadeploy.export.calibdata import subset as _subset
 
     model: ModelDesc = req.model
     blocks = parse_blocks(req.options.get("int8_blocks"), len(model.trunk.blocks))

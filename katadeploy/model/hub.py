@@ -144,6 +144,8 @@ def resolve_model(spec: str | os.PathLike | None, quiet: bool = False) -> Path:
     if s.startswith(("http://", "https://")):
         return download_url(s, quiet)
     path = Path(s).expanduser()
+    if path.is_dir() and find_entry(s) is not None:  # a folder named like a known net (e.g. an output dir)
+        return pull(s, quiet)
     if path.exists():
         if path.is_dir():
             raise ModelNotFoundError(f"{path} is a directory, not a model file")
