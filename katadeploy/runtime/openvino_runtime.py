@@ -176,6 +176,7 @@ class OpenVINOEvaluator:
                 self._throughput = self.core.compile_model(self.model, self.device, cfg)
                 jobs = int(self._throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
                 self._queue = self._ov.AsyncInferQueue(self._throughput, max(1, jobs))
+                self._queue.set_callback(_collect)
             return self._throughput
         raise KatadeployError(f"unknown OpenVINO performance hint {hint!r}")
 
@@ -214,11 +215,6 @@ class OpenVINOEvaluator:
             raise KatadeployError("empty batch")
         return out
 
-    def _outputs(self, request: Any) -> RawBatch:
-        return RawBatch(
-            *(np.array(request.get_tensor(name).data, dtype=np.float32, copy=True) for name in OUTPUT_NAMES)
-        )
-
     # ------------------------------------------------------------------------------------------------ run
     def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:
         feed = self._inputs(spatial, global_, meta)
@@ -228,7 +224,7 @@ class OpenVINOEvaluator:
             return concat(self._run_queue([{k: v[p] for k, v in feed.items()} for p in parts if len(p)]))
         self.compiled("LATENCY")
         self._latency_req.infer(feed)
-        return self._outputs(self._latency_req)
+        return _outputs(self._latency_req)
 
     def evaluate_many(
         self, batches: Iterable[Sequence[np.ndarray | None] | tuple[np.ndarray, ...]]
@@ -245,23 +241,37 @@ class OpenVINOEvaluator:
 
     def _run_queue(self, feeds: list[dict[str, np.ndarray]]) -> list[RawBatch]:
         self.compiled("THROUGHPUT")
-        queue = self._queue
         results: list[RawBatch | None] = [None] * len(feeds)
         errors: list[BaseException] = []
-
-        def done(request: Any, index: int) -> None:
-            try:
-                results[index] = self._outputs(request)
-            except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller's thread
-                errors.append(exc)
-
-        queue.set_callback(done)
         for i, feed in enumerate(feeds):
-            queue.start_async(feed, userdata=i)
-        queue.wait_all()
+            self._queue.start_async(feed, userdata=(results, errors, i))
+        self._queue.wait_all()
         if errors:
             raise errors[0]
         return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        """Release the compiled models (they are compiled again on the next call)."""
+        if self._queue is not None:
+            self._queue.wait_all()
+        self._latency = self._latency_req = self._throughput = self._queue = None
+
+
+def _outputs(request: Any) -> RawBatch:
+    return RawBatch(
+        *(np.array(request.get_tensor(name).data, dtype=np.float32, copy=True) for name in OUTPUT_NAMES)
+    )
+
+
+def _collect(request: Any, userdata: tuple[list[Any], list[BaseException], int]) -> None:
+    """AsyncInferQueue callback: copy the outputs into the caller's list. It holds no reference to the
+    evaluator, so the queue and its compiled model are freed with it (a callback closing over the evaluator
+    makes a reference cycle through OpenVINO that the garbage collector cannot see)."""
+    results, errors, index = userdata
+    try:
+        results[index] = _outputs(request)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        errors.append(exc)
 
 
 def load(
