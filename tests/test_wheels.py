@@ -14,7 +14,9 @@ SNIPPET = "import sys, pathlib; from katadeploy.wheels import pip_download; prin
 
 
 def test_pip_progress_goes_to_stderr_not_stdout(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", SNIPPET, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SNIPPET, str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["GOT six-1.16.0-py2.py3-none-any.whl"]
     assert "six" in proc.stderr  # pip's progress was shown, on stderr

@@ -12,12 +12,20 @@ Inputs are real encoded positions (the bundled ones). A child that fails raises
 :class:`~katadeploy.bench.engine.BenchError` naming the artifact and the child's last error line.
 
 With ``katago=`` the real KataGo binary's own ``katago benchmark`` runs on the same net in the same run
-(search threads = the batch sizes, a GTP config with FP32 OpenCL; OpenCL tuning is ensured first and not
-timed). Its row is labelled with the backend it actually used (the KaTrain build is OpenCL; on a CPU-only
-machine that is the pocl driver, not Eigen), its nnEvals/s come from a full search (not raw NN calls), and the
-table gives each artifact's evals/s as a multiple of KataGo's at threads == batch.
+(search threads = the batch sizes, or ``katago_threads``; a GTP config with FP32 OpenCL; OpenCL tuning is
+ensured first and not timed). Its row is labelled with the backend it actually used (the KaTrain build is
+OpenCL; on a CPU-only machine that is the pocl driver, not Eigen), its nnEvals/s come from a full search (not
+raw NN calls), and the table gives each artifact's evals/s as a multiple of KataGo's at threads == batch.
 
-:func:`format_markdown` renders the result as one Markdown table; :meth:`NNBenchResult.to_dict` is the JSON.
+``inflight=K`` (or ``"auto"``) times ``evaluate_many`` of K batches in flight for evaluators that have it
+(OpenVINO's asynchronous throughput path), the way a search with several NN threads drives the net; a list
+(``[1, "auto"]``) benchmarks such an artifact once per mode, side by side (an artifact without an async path is
+run once, sync).
+``baselines`` are named reference numbers (e.g. ``KataGo v1.17.2 Eigen = 2.31`` evals/s measured elsewhere)
+that the report divides by; they are quoted, never measured here, and labelled so.
+
+:mod:`katadeploy.bench.nn_report` renders the result (Markdown tables, an evals/s-against-batch plot);
+:meth:`NNBenchResult.to_dict` is the JSON.
 """
 
 from __future__ import annotations
@@ -67,6 +75,27 @@ class BatchResult:
     p95_ms: float
     p99_ms: float
     gflops_per_s: float | None = None
+    inflight: int = 1
+
+
+@dataclass
+class Baseline:
+    """A reference throughput quoted from elsewhere (not measured in this run)."""
+
+    label: str
+    evals_per_s: float
+
+
+def parse_baseline(text: str) -> Baseline:
+    """``LABEL=EVALS_PER_S`` (e.g. ``KataGo v1.17.2 Eigen=2.31``) -> :class:`Baseline`."""
+    label, sep, value = text.rpartition("=")
+    try:
+        evals = float(value)
+    except ValueError:
+        evals = -1.0
+    if not sep or not label.strip() or not evals > 0:
+        raise BenchError(f"bad baseline {text!r}: expected LABEL=EVALS_PER_S, e.g. 'KataGo Eigen=2.31'")
+    return Baseline(label.strip(), evals)
 
 
 @dataclass
@@ -107,6 +136,7 @@ class NNBenchResult:
     threads: int | None
     artifacts: list[ArtifactResult]
     katago: KataGoResult | None = None
+    baselines: list[Baseline] = field(default_factory=list)
     started_at: str = ""
     wall_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -125,6 +155,7 @@ class NNBenchResult:
             "method": METHOD,
             "artifacts": [asdict(a) for a in self.artifacts],
             "katago": asdict(self.katago) if self.katago is not None else None,
+            "baselines": [asdict(b) for b in self.baselines],
             "notes": self.notes,
         }
 
@@ -151,11 +182,12 @@ def run_worker(
     nn_size: int = 19,
     timeout: float = WORKER_TIMEOUT_S,
     on_batch: Any = None,
+    inflight: int | str = 1,
 ) -> dict[str, Any]:
     """Run the worker for one artifact; return its JSON. Raises :class:`BenchError` when it fails."""
     argv = [sys.executable, "-m", WORKER_MODULE, "--artifact", str(spec),
             "--batches", ",".join(map(str, batches)), "--seconds", repr(float(seconds)),
-            "--warmup", repr(float(warmup)), "--nn-size", str(nn_size)]  # fmt: skip
+            "--warmup", repr(float(warmup)), "--nn-size", str(nn_size), "--inflight", str(inflight)]  # fmt: skip
     if model_path is not None:
         argv += ["--model", str(model_path)]
     if threads:
@@ -253,6 +285,32 @@ def parse_katago_benchmark(stdout: str, stderr: str = "") -> tuple[list[dict[str
     return [rows[t] for t in sorted(rows)], backend, dev.group(1).strip() if dev else ""
 
 
+class _Heartbeat:
+    """While a child runs without a progress stream of its own, say every ``every`` seconds that it still runs."""
+
+    def __init__(self, label: str, enabled: bool, every: float = 30.0):
+        self.label, self.enabled, self.every = label, enabled, every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.wait(self.every):
+            elapsed = time.perf_counter() - t0
+            print(f"katadeploy: {self.label} still running ({elapsed:.0f} s)", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> _Heartbeat:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+
 def run_katago_benchmark(
     model_path: str | Path,
     threads: list[int],
@@ -270,7 +328,10 @@ def run_katago_benchmark(
     exe = binary if isinstance(binary, kg.KataGoBinary) else kg.locate(binary)
     version = exe.version()
     kg.ensure_tuning(model_path, exe, progress=progress)
-    with tempfile.TemporaryDirectory(prefix="katadeploy-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="katadeploy-bench-") as tmp,
+        _Heartbeat("katago benchmark", progress),
+    ):
         cfg = kg.write_gtp_config(Path(tmp) / "bench.cfg", nnMaxBatchSize=None)
         proc = exe.run(
             "benchmark", "-model", str(model_path), "-config", str(cfg), "-t", ",".join(map(str, threads)),
@@ -315,6 +376,7 @@ def _artifact_result(payload: dict[str, Any], model: Any) -> ArtifactResult:
                 batch=b["batch"], calls=b["calls"], evals=b["evals"], seconds=b["seconds"],
                 evals_per_s=b["evals_per_s"], p50_ms=lat["p50"], p95_ms=lat["p95"], p99_ms=lat["p99"],
                 gflops_per_s=fl * b["evals_per_s"] / 1e9 if fl is not None else None,
+                inflight=int(b.get("inflight", 1)),
             )
         )  # fmt: skip
     return ArtifactResult(
@@ -340,6 +402,9 @@ def run_nn_bench(
     katago: bool = False,
     katago_binary: Any = None,
     katago_visits: int = KATAGO_VISITS,
+    katago_threads: list[int] | None = None,
+    inflight: int | str | list[int | str] = 1,
+    baselines: list[Baseline] | None = None,
     progress: bool = True,
 ) -> NNBenchResult:
     from katadeploy.runtime.loader import is_torch
@@ -351,6 +416,14 @@ def run_nn_bench(
         raise BenchError("bench nn: batch sizes must be positive")
     if seconds <= 0:
         raise BenchError("bench nn: --seconds must be positive")
+    modes = list(inflight) if isinstance(inflight, (list, tuple)) else [inflight]
+    for m in modes:
+        if m != "auto" and (not isinstance(m, int) or isinstance(m, bool) or m < 1):
+            raise BenchError(f"bench nn: --inflight takes positive integers or auto, not {m!r}")
+    if not modes:
+        raise BenchError("bench nn: --inflight needs at least one value")
+    # async modes first: an artifact without an async path reports inflight 1 there and is not run again
+    modes = sorted(dict.fromkeys(modes), key=lambda m: m == 1)
     if any(is_torch(a) for a in artifacts) and model_path is None:
         raise BenchError("bench nn: the torch pseudo-artifact needs --model")
     if katago and model_path is None:
@@ -364,16 +437,25 @@ def run_nn_bench(
     t0 = time.perf_counter()
     results: list[ArtifactResult] = []
     cached_models: dict[str | None, Any] = {}
-    with Progress(len(artifacts) * len(batches), "bench nn", quiet=not progress) as bar:
+    with Progress(len(artifacts) * len(batches) * len(modes), "bench nn", quiet=not progress) as bar:
         for a in artifacts:
-            payload = run_worker(
-                a, model_path=mpath, batches=batches, seconds=seconds, warmup=warm, threads=threads,
-                nn_size=nn_size, timeout=timeout, on_batch=lambda: bar.advance(1),
-            )  # fmt: skip
-            key = None if mpath is not None else payload.get("source")
-            if key not in cached_models:
-                cached_models[key] = _flops_model(mpath, payload.get("source"))
-            results.append(_artifact_result(payload, cached_models[key]))
+            done: set[int] = set()
+            for mode in modes:
+                if mode == 1 and 1 in done:
+                    bar.advance(len(batches))
+                    continue
+                payload = run_worker(
+                    a, model_path=mpath, batches=batches, seconds=seconds, warmup=warm, threads=threads,
+                    nn_size=nn_size, timeout=timeout, on_batch=lambda: bar.advance(1), inflight=mode,
+                )  # fmt: skip
+                got = max((int(b.get("inflight", 1)) for b in payload["batches"]), default=1)
+                if got in done:
+                    continue
+                done.add(got)
+                key = None if mpath is not None else payload.get("source")
+                if key not in cached_models:
+                    cached_models[key] = _flops_model(mpath, payload.get("source"))
+                results.append(_artifact_result(payload, cached_models[key]))
     notes = []
     if any(r.flops_per_eval is None for r in results):
         notes.append("GFLOP/s needs the net: pass --model (or pull the artifact's source net)")
@@ -383,75 +465,16 @@ def run_nn_bench(
         if progress:
             print("katadeploy: running katago benchmark on the same net...", file=sys.stderr, flush=True)
         kg_result = run_katago_benchmark(
-            mpath, batches, binary=katago_binary, visits=katago_visits, progress=progress
+            mpath,
+            list(katago_threads or batches),
+            binary=katago_binary,
+            visits=katago_visits,
+            progress=progress,
         )
     name = None
     if mpath is not None:
         name = mpath.name
     return NNBenchResult(
         model=name, seconds=seconds, batches=batches, threads=threads, artifacts=results, katago=kg_result,
-        started_at=started, wall_seconds=time.perf_counter() - t0, notes=notes,
+        baselines=list(baselines or []), started_at=started, wall_seconds=time.perf_counter() - t0, notes=notes,
     )  # fmt: skip
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Output
-
-
-def _f(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
-
-
-COLUMNS = ["artifact", "target", "batch", "evals/s", "P50 ms", "P95 ms", "P99 ms", "GFLOP/s", "peak RSS MB",
-           "calls", "x KataGo"]  # fmt: skip
-
-
-def table_rows(result: NNBenchResult) -> list[list[str]]:
-    kg = {int(r["threads"]): r for r in result.katago.rows} if result.katago is not None else {}
-    rows = []
-    for a in result.artifacts:
-        target = (
-            a.target
-            + (" exact" if a.exact else "")
-            + (f" fixed-batch {a.fixed_batch}" if a.fixed_batch else "")
-        )
-        for b in a.batches:
-            ratio = None
-            if b.batch in kg and kg[b.batch]["nn_evals_per_s"] > 0:
-                ratio = b.evals_per_s / kg[b.batch]["nn_evals_per_s"]
-            rows.append(
-                [a.name, target, str(b.batch), _f(b.evals_per_s), _f(b.p50_ms, 2), _f(b.p95_ms, 2),
-                 _f(b.p99_ms, 2), _f(b.gflops_per_s, 2), _f(a.peak_rss_mb, 0), str(b.calls),
-                 "—" if ratio is None else f"{ratio:.2f}x"]
-            )  # fmt: skip
-    if result.katago is not None:
-        for r in result.katago.rows:
-            rows.append(
-                [f"KataGo ({result.katago.backend})", "katago benchmark",
-                 f"{r['threads']} thr (avg {r['avg_batch_size']:.1f})",
-                 _f(r["nn_evals_per_s"]), "—", "—", "—", "—", "—", "—", "1.00x"]
-            )  # fmt: skip
-    return rows
-
-
-def format_markdown(result: NNBenchResult) -> str:
-    lines = [
-        f"bench nn: {result.model or 'net from the artifacts'}, {result.seconds:g} s per batch size, "
-        f"threads {result.threads or 'runtime default'}, {os.cpu_count()} CPUs",
-        "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join(["---", "---"] + ["---:"] * (len(COLUMNS) - 2)) + "|",
-    ]
-    for r in table_rows(result):
-        lines.append("| " + " | ".join(r) + " |")
-    if result.katago is not None:
-        k = result.katago
-        lines += [
-            "",
-            f"KataGo row: {k.label}; `katago benchmark` with {k.visits} visits on {k.positions} positions, "
-            "search threads = batch sizes; its nnEvals/s come from full searches (NN cache, batching across "
-            "threads), not raw NN calls. x KataGo = artifact evals/s / KataGo nnEvals/s at threads == batch.",
-        ]
-    for n in result.notes:
-        lines += ["", n]
-    return "\n".join(lines) + "\n"

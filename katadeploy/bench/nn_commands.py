@@ -1,10 +1,10 @@
-"""CLI: ``katadeploy bench nn ARTIFACT... [--model MODEL] [--batch 1,8,32] [--seconds 5] [--threads N] [--json
-OUT] [--markdown OUT] [--katago [PATH]]``.
+"""CLI: ``katadeploy bench nn ARTIFACT... [--model MODEL] [--batch 1,8,32] [--seconds 5] [--threads N]
+[--inflight K|auto[,...]] [--baseline LABEL=EVALS]... [--json OUT] [--markdown OUT] [--plot OUT.png] [--katago [PATH]]``.
 
 Contract: :func:`register_bench` adds ``nn`` to the ``bench`` subparsers. The handler resolves ``--model``
-(file, URL or known name; required for ``torch`` and ``--katago``), runs
-:func:`katadeploy.bench.nn.run_nn_bench`, prints the Markdown table on stdout and optionally writes it
-(``--markdown``) and the JSON (``--json``). Progress goes to stderr. Bad input raises
+(file, URL or known name; required for ``torch`` and ``--katago``), runs :func:`katadeploy.bench.nn.run_nn_bench`,
+prints the Markdown tables on stdout and optionally writes them (``--markdown``), the JSON (``--json``) and the
+evals/s-against-batch plot (``--plot``). Progress goes to stderr. Bad input raises
 :class:`~katadeploy.errors.KatadeployError` subclasses (exit 2).
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from katadeploy.bench.nn import DEFAULT_SECONDS, KATAGO_VISITS, WORKER_TIMEOUT_S
+from katadeploy.bench.nn_worker import inflight_list
 
 
 def _batches(text: str) -> list[int]:
@@ -39,9 +40,11 @@ def _write(path: str, text: str) -> Path:
 
 
 def cmd_bench_nn(args: argparse.Namespace) -> int:
-    from katadeploy.bench.nn import format_markdown, run_nn_bench
+    from katadeploy.bench.nn import parse_baseline, run_nn_bench
+    from katadeploy.bench.nn_report import format_markdown, write_plot
 
     progress = not args.quiet
+    baselines = [parse_baseline(b) for b in args.baseline]
     model_path = None
     if args.model is not None:
         from katadeploy.model.hub import resolve_model
@@ -50,7 +53,9 @@ def cmd_bench_nn(args: argparse.Namespace) -> int:
     result = run_nn_bench(
         args.artifacts, model_path=model_path, batches=args.batch, seconds=args.seconds, threads=args.threads,
         nn_size=args.nn_size, timeout=args.timeout, katago=args.katago is not None,
-        katago_binary=args.katago or None, katago_visits=args.katago_visits, progress=progress,
+        katago_binary=args.katago or None, katago_visits=args.katago_visits,
+        katago_threads=args.katago_threads, inflight=args.inflight,
+        baselines=baselines, progress=progress,
     )  # fmt: skip
     md = format_markdown(result)
     sys.stdout.write(md)
@@ -60,6 +65,8 @@ def cmd_bench_nn(args: argparse.Namespace) -> int:
     if args.json:
         text = json.dumps(result.to_dict(), indent=2) + "\n"
         print(f"katadeploy: wrote {_write(args.json, text)}", file=sys.stderr)
+    if args.plot:
+        print(f"katadeploy: wrote {write_plot(result, args.plot)}", file=sys.stderr)
     return 0
 
 
@@ -87,7 +94,23 @@ def register_bench(bench_sub: Any) -> None:
     p.add_argument(
         "--timeout", type=float, default=WORKER_TIMEOUT_S, help="seconds per artifact (default %(default)s)"
     )
+    p.add_argument(
+        "--inflight",
+        type=inflight_list,
+        default=[1],
+        metavar="K|auto[,...]",
+        help="batches kept in flight per call on runtimes with an async path (OpenVINO; auto = its streams); "
+        "a list such as 1,auto benchmarks each mode side by side",
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="LABEL=EVALS",
+        help="a quoted reference throughput to divide by, e.g. 'KataGo v1.17.2 Eigen=2.31' (repeatable)",
+    )
     p.add_argument("--json", metavar="OUT", default=None, help="also write the results as JSON")
+    p.add_argument("--plot", metavar="OUT.png", default=None, help="also plot evals/s against batch size")
     p.add_argument("--markdown", metavar="OUT", default=None, help="also write the table as Markdown")
     p.add_argument(
         "--katago",
@@ -102,6 +125,13 @@ def register_bench(bench_sub: Any) -> None:
         type=int,
         default=KATAGO_VISITS,
         help="visits per katago benchmark search (default 200)",
+    )
+    p.add_argument(
+        "--katago-threads",
+        type=_batches,
+        default=None,
+        metavar="1,8,16",
+        help="search thread counts for katago benchmark (default: the batch sizes)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_bench_nn)

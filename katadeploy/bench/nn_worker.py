@@ -1,18 +1,20 @@
 """The child process of ``katadeploy bench nn``: time one artifact at every batch size, report JSON on stdout.
 
 Contract: ``python -m katadeploy.bench.nn_worker --artifact A [--model M] --batches 1,8,32 --seconds S
-[--warmup S] [--threads N] [--nn-size N]`` opens ``A`` (an artifact with its sidecar, or ``torch``, which
-needs ``--model``; with ``--model`` an artifact from another net is refused), builds real encoded positions
-(the bundled ``oracle80.jsonl`` positions that fit the tensor, full-board ones first, cycled through board
-symmetries; zero metadata rows for human-SL inputs), and per batch size warms up (at least one call and
-``--warmup`` seconds) and then calls ``evaluate`` until ``--seconds`` have passed (at least 3 calls), timing
-every call. It prints exactly one JSON object on stdout: artifact facts, ``base_rss_mb`` (peak resident memory
-before the runtime was imported and the artifact loaded: interpreter, numpy, the parsed net), ``peak_rss_mb``
-(this process's ``ru_maxrss`` at the end) and per batch the number of calls and evals, seconds, evals/s and
-latency percentiles per call in ms. After each batch size it writes ``KDBENCH batch-done <b>`` to stderr so
-the parent can show progress. A bad input prints ``{"error": "..."}`` and exits 2; anything else is a crash
-(non-zero exit, traceback on stderr). It never imports torch unless the artifact is ``torch``, so peak RSS is
-the artifact's runtime's own.
+[--warmup S] [--threads N] [--nn-size N] [--inflight K|auto]`` opens ``A`` (an artifact with its sidecar, or
+``torch``, which needs ``--model``; with ``--model`` an artifact from another net is refused), builds real
+encoded positions (the bundled ``oracle80.jsonl`` positions that fit the tensor, full-board ones first, cycled
+through board symmetries; zero metadata rows for human-SL inputs), and per batch size warms up (at least one
+call and ``--warmup`` seconds) and then calls ``evaluate`` until ``--seconds`` have passed (at least 3 calls),
+timing every call. With ``--inflight K`` (K > 1) one call is ``evaluate_many`` of K batches kept in flight
+together (the search-style asynchronous path; ``auto`` = the evaluator's number of streams); an evaluator
+without ``evaluate_many`` runs sync (inflight 1, said in the JSON). It prints exactly one JSON object on
+stdout: artifact facts, ``base_rss_mb`` (peak resident memory before the runtime was imported and the artifact
+loaded: interpreter, numpy, the parsed net), ``peak_rss_mb`` (this process's ``ru_maxrss`` at the end) and per
+batch the number of calls and evals, seconds, evals/s and latency percentiles per call in ms. After each batch
+size it writes ``KDBENCH batch-done <b>`` to stderr so the parent can show progress. A bad input prints
+``{"error": "..."}`` and exits 2; anything else is a crash (non-zero exit, traceback on stderr). It never
+imports torch unless the artifact is ``torch``, so peak RSS is the artifact's runtime's own.
 """
 
 from __future__ import annotations
@@ -84,28 +86,50 @@ def _percentiles_ms(lat: list[float]) -> dict[str, float]:
     }
 
 
-def time_batch(evaluator: Any, inputs: tuple, seconds: float, warmup: float) -> dict[str, Any]:
+def inflight_for(evaluator: Any, requested: str | int) -> int:
+    """How many batches one timed call keeps in flight: 1 without ``evaluate_many``; ``auto`` = its streams."""
+    if not hasattr(evaluator, "evaluate_many"):
+        return 1
+    if requested == "auto":
+        return max(1, int(getattr(evaluator, "streams", 1)))
+    return max(1, int(requested))
+
+
+def time_batch(
+    evaluator: Any, inputs: tuple, seconds: float, warmup: float, inflight: int = 1
+) -> dict[str, Any]:
     spatial, glob, meta = inputs
+    if inflight > 1:
+        batches = [inputs] * inflight
+
+        def call() -> None:
+            evaluator.evaluate_many(batches)
+    else:
+
+        def call() -> None:
+            evaluator.evaluate(spatial, glob, meta)
+
     t0 = time.perf_counter()
     warm_calls = 0
     while warm_calls < 1 or time.perf_counter() - t0 < warmup:
-        evaluator.evaluate(spatial, glob, meta)
+        call()
         warm_calls += 1
     lat: list[float] = []
     start = time.perf_counter()
     while len(lat) < MIN_CALLS or time.perf_counter() - start < seconds:
         t = time.perf_counter()
-        evaluator.evaluate(spatial, glob, meta)
+        call()
         lat.append(time.perf_counter() - t)
     total = time.perf_counter() - start
-    batch = len(spatial)
+    evals = len(spatial) * inflight * len(lat)
     return {
-        "batch": batch,
+        "batch": len(spatial),
+        "inflight": inflight,
         "warmup_calls": warm_calls,
         "calls": len(lat),
-        "evals": batch * len(lat),
+        "evals": evals,
         "seconds": total,
-        "evals_per_s": batch * len(lat) / total,
+        "evals_per_s": evals / total,
         "latency_ms": _percentiles_ms(lat),
     }
 
@@ -147,11 +171,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         meta_specs = [t for t in m.inputs if t.name == "meta"]
         meta_ch = int(meta_specs[0].shape[-1]) if meta_specs else 0
         prefer = bool(model.prefer_pass_alive_under_suicide) if model is not None else False
+    inflight = inflight_for(ev, args.inflight)
     load_s = time.perf_counter() - t_load
     results = []
     for b in args.batches:
         inputs = bench_inputs(b, info["nn_x"], info["nn_y"], meta_channels=meta_ch, prefer_pass_alive=prefer)
-        results.append(time_batch(ev, inputs, args.seconds, args.warmup))
+        results.append(time_batch(ev, inputs, args.seconds, args.warmup, inflight))
         print(f"{PROGRESS_TAG} batch-done {b}", file=sys.stderr, flush=True)
     return {
         "artifact": args.artifact,
@@ -176,6 +201,27 @@ def _batches(text: str) -> list[int]:
     return out
 
 
+def inflight_arg(text: str) -> str | int:
+    """``auto`` or a positive integer."""
+    if text == "auto":
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"--inflight takes a positive integer or auto, got {text!r}")
+    return k
+
+
+def inflight_list(text: str) -> list[str | int]:
+    """Comma-separated :func:`inflight_arg` values, e.g. ``1,auto``."""
+    out = [inflight_arg(x.strip()) for x in text.split(",") if x.strip()]
+    if not out:
+        raise argparse.ArgumentTypeError(f"--inflight takes values such as 1, 4 or 1,auto, got {text!r}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m katadeploy.bench.nn_worker")
     p.add_argument("--artifact", required=True)
@@ -185,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--nn-size", type=int, default=19)
+    p.add_argument("--inflight", type=inflight_arg, default=1)
     args = p.parse_args(argv)
     try:
         result = run(args)

@@ -4,10 +4,12 @@ the table and JSON, a failing child, and parsing ``katago benchmark`` output."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from katadeploy.bench import nn as bn
+from katadeploy.bench import nn_report as R
 from katadeploy.bench.engine import BenchError
 from katadeploy.cli import main
 from katadeploy.export.manifest import ArtifactManifest, TensorSpec, write_manifest
@@ -50,10 +52,19 @@ def test_torch_and_onnx_side_by_side(net_path, tmp_path):
     for a in result.artifacts:
         _check_artifact(a, [1, 2], fl)
     assert result.artifacts[0].target == "torch-fp32"
-    md = bn.format_markdown(result)
-    table = [ln for ln in md.splitlines() if ln.startswith("|")]
-    assert table[0].strip("| ").split(" | ") == bn.COLUMNS
-    assert len(table) == 2 + 2 * len(artifacts)
+    md = R.format_markdown(result)
+    tables = [[ln for ln in block.splitlines() if ln.startswith("|")] for block in md.split("\n\n")]
+    tables = [tb for tb in tables if tb]
+    assert tables[0][0].strip("| ").split(" | ") == R.COLUMNS
+    assert len(tables[0]) == 2 + 2 * len(artifacts)
+    side = tables[1]  # evals/s against batch, one row per artifact
+    assert side[0].strip("| ").split(" | ")[:4] == ["artifact", "target", "b1", "b2"]
+    assert len(side) == 2 + len(artifacts)
+    for a, line in zip(result.artifacts, side[2:]):
+        cells = line.strip("| ").split(" | ")
+        assert [float(c) for c in cells[2:4]] == [round(b.evals_per_s, 1) for b in a.batches]
+        best = max(a.batches, key=lambda b: b.evals_per_s)
+        assert cells[4] == f"{best.evals_per_s:.1f} ({best.batch})"
     data = json.loads(json.dumps(result.to_dict()))
     assert data["kind"] == "katadeploy.bench.nn" and len(data["artifacts"]) == len(artifacts)
 
@@ -134,10 +145,75 @@ def test_katago_row_and_ratio(katago, net_path):
     k = result.katago
     assert k is not None and k.version.startswith("KataGo v") and "OpenCL" in k.backend
     assert [r["threads"] for r in k.rows] == [1] and k.rows[0]["nn_evals_per_s"] > 0
-    rows = bn.table_rows(result)
+    rows = R.table_rows(result)
     kg_row = [r for r in rows if r[0].startswith("KataGo")]
     assert len(kg_row) == 1 and "OpenCL" in kg_row[0][0]
     torch_row = rows[0]
     ratio = float(torch_row[-1].rstrip("x"))
     want = result.artifacts[0].batches[0].evals_per_s / k.rows[0]["nn_evals_per_s"]
     assert ratio == pytest.approx(want, abs=0.006)
+
+
+def _result(baselines=()) -> bn.NNBenchResult:
+    def art(name, evals):
+        batches = [
+            bn.BatchResult(batch=b, calls=3, evals=3 * b, seconds=1.0, evals_per_s=e, p50_ms=1.0, p95_ms=2.0,
+                           p99_ms=3.0, gflops_per_s=e * 18.9)
+            for b, e in evals.items()
+        ]  # fmt: skip
+        return bn.ArtifactResult(
+            artifact=name, name=name, target=name, precision="fp32", evaluator=name, nn_x=19, nn_y=19,
+            exact=False, fixed_batch=None, threads=2, load_seconds=0.1, base_rss_mb=10, peak_rss_mb=20,
+            flops_per_eval=18_900_000_000, batches=batches,
+        )  # fmt: skip
+
+    return bn.NNBenchResult(
+        model="net", seconds=1.0, batches=[1, 8, 16], threads=2,
+        artifacts=[art("a", {1: 10.0, 8: 23.1, 16: 20.0}), art("b", {1: 4.0, 8: 4.2, 16: 4.62})],
+        baselines=list(baselines),
+    )  # fmt: skip
+
+
+def test_baselines_are_quoted_and_divided_by():
+    assert bn.parse_baseline("KataGo v1.17.2 Eigen=2.31") == bn.Baseline("KataGo v1.17.2 Eigen", 2.31)
+    for bad in ("2.31", "Eigen=", "Eigen=-1", "=3", "Eigen=fast"):
+        with pytest.raises(BenchError, match="LABEL=EVALS_PER_S"):
+            bn.parse_baseline(bad)
+    result = _result([bn.parse_baseline("Eigen=2.31")])
+    md = R.format_markdown(result)
+    assert "Baseline Eigen: 2.31 evals/s, quoted, not measured in this run." in md
+    side = [ln for ln in md.splitlines() if ln.startswith("| a |") and "(8)" in ln]
+    assert len(side) == 1
+    cells = side[0].strip("| ").split(" | ")
+    assert cells[5] == "23.1 (8)" and cells[-1] == f"{23.1 / 2.31:.2f}x" == "10.00x"
+    rows = R.table_rows(result)
+    assert rows[0][-1] == f"{10.0 / 2.31:.2f}x" and rows[-1][-1] == f"{4.62 / 2.31:.2f}x" == "2.00x"
+    assert json.loads(json.dumps(result.to_dict()))["baselines"] == [{"label": "Eigen", "evals_per_s": 2.31}]
+
+
+def test_plot_is_a_png(tmp_path):
+    path = R.write_plot(_result([bn.Baseline("Eigen", 2.31)]), tmp_path / "plot" / "nn.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_inflight_keeps_several_batches_in_flight(net_path, tmp_path):
+    pytest.importorskip("openvino")
+    from katadeploy.export.request import export_artifact
+
+    art = str(export_artifact(str(net_path), "openvino-fp32", tmp_path, progress=False))
+    result = bn.run_nn_bench(
+        [art, "torch"], model_path=net_path, batches=[2], seconds=0.3, inflight=[1, 3], progress=False
+    )
+    # the OpenVINO artifact runs once per mode (async first), torch (no async path) once, sync
+    assert [(a.name, a.batches[0].inflight) for a in result.artifacts] == [
+        (Path(art).name, 3),
+        (Path(art).name, 1),
+        ("torch", 1),
+    ]
+    ov_async, ov_sync, torch_sync = (a.batches[0] for a in result.artifacts)
+    assert ov_async.evals == 2 * 3 * ov_async.calls
+    assert ov_sync.evals == 2 * ov_sync.calls and torch_sync.evals == 2 * torch_sync.calls
+    md = R.format_markdown(result)
+    assert "openvino-fp32 async x3" in md and "| openvino-fp32 |" in md
+    with pytest.raises(BenchError, match="--inflight"):
+        bn.run_nn_bench([art], model_path=net_path, inflight=0, progress=False)

@@ -32,10 +32,10 @@ from katadeploy.runtime.torch_runtime import TorchEvaluator
 from katadeploy.validate.metrics import compare
 from katadeploy.validate.positions import load_validation_set
 from tests.conftest import SHARED, SMALL_NETS, load_golden, small_net_path
+from tests.golden_check import GATES, assert_within_gates, golden_errors
 
 POSITIONS = SHARED / "oracle" / "positions.jsonl"
 # the acceptance gates of tests/model/test_oracle.py (goldens are printed to ~6 decimals)
-GATES = {"winloss": 1e-4, "lead": 5e-3, "policy": 1e-4, "ownership": 1e-3}
 NETS = sorted(SMALL_NETS)
 RESNET = "g170-b6c96-s175395328-d26788732"
 #: INT8 calibration kept small so the suite stays quick (the artifact is then judged on the oracle positions)
@@ -58,34 +58,6 @@ def artifact(out_dir: Path, stem: str, target: str, exact: bool = False) -> Path
             small_net_path(stem), target, out_dir, exact=exact, progress=False, options=options
         )
     return _CACHE[key]
-
-
-def golden_errors(stem: str, evaluator, model, states) -> dict[str, float]:
-    golden = load_golden(stem)
-    worst = dict.fromkeys(("whiteWin", "whiteLoss", "whiteLead", "policy", "ownership"), 0.0)
-    for state, raw in raw_nn(evaluator, model, states, nn_x=19, nn_y=19):
-        g = golden[state.id]
-        for key in ("whiteWin", "whiteLoss", "whiteLead"):
-            worst[key] = max(worst[key], abs(raw[key] - g[key]))
-        ours, theirs = raw["policy"] + [raw["policyPass"]], g["policy"] + [g["policyPass"]]
-        assert [p is None for p in ours] == [p is None for p in theirs], (
-            f"{state.id}: illegal-move sets differ"
-        )
-        worst["policy"] = max(worst["policy"], max(abs(a - b) for a, b in zip(ours, theirs) if a is not None))
-        worst["ownership"] = max(
-            worst["ownership"], max(abs(a - b) for a, b in zip(raw["whiteOwnership"], g["whiteOwnership"]))
-        )
-        assert raw["noResult"] == pytest.approx(g["noResult"], abs=1e-4)
-        for key in ("varTimeLeft", "shorttermWinlossError", "shorttermScoreError", "whiteScoreSelfplay"):
-            assert raw[key] == pytest.approx(g[key], abs=5e-3), (state.id, key)
-    return worst
-
-
-def assert_within_gates(worst: dict[str, float]) -> None:
-    assert worst["whiteWin"] <= GATES["winloss"] and worst["whiteLoss"] <= GATES["winloss"], worst
-    assert worst["whiteLead"] <= GATES["lead"], worst
-    assert worst["policy"] <= GATES["policy"], worst
-    assert worst["ownership"] <= GATES["ownership"], worst
 
 
 def open_for(path: Path, stem: str):

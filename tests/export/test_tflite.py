@@ -30,18 +30,17 @@ from katadeploy.hashing import sha256_file
 from katadeploy.model import desc as D
 from katadeploy.model.format import load_model
 from katadeploy.runtime.loader import open_evaluator
-from katadeploy.runtime.rawnn import raw_nn
 from katadeploy.runtime.torch_runtime import TorchEvaluator
 from katadeploy.validate.metrics import compare
 from katadeploy.validate.positions import load_validation_set
-from tests.conftest import SHARED, SMALL_NETS, load_golden, real_net_path, small_net_path
+from tests.conftest import SHARED, SMALL_NETS, real_net_path, small_net_path
+from tests.golden_check import assert_within_gates, golden_errors
 
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_litert")
 
 POSITIONS = SHARED / "oracle" / "positions.jsonl"
 # the acceptance gates of tests/model/test_oracle.py (goldens are printed to ~6 decimals)
-GATES = {"winloss": 1e-4, "lead": 5e-3, "policy": 1e-4, "ownership": 1e-3}
 NETS = sorted(SMALL_NETS)
 RESNET = "g170-b6c96-s175395328-d26788732"
 #: INT8 calibration kept small so the suite stays quick; the tests judge the artifact on the oracle positions
@@ -68,37 +67,6 @@ def open_for(path: Path, model_path: Path):
     return open_evaluator(path, model=model, model_sha256=sha256_file(model_path), threads=2), model
 
 
-def golden_errors(stem: str, evaluator, model, states) -> dict[str, float]:
-    golden = load_golden(stem)
-    worst = dict.fromkeys(("whiteWin", "whiteLoss", "whiteLead", "policy", "ownership"), 0.0)
-    seen = set()
-    for state, raw in raw_nn(evaluator, model, states, nn_x=19, nn_y=19):
-        g = golden[state.id]
-        seen.add(state.id)
-        for key in ("whiteWin", "whiteLoss", "whiteLead"):
-            worst[key] = max(worst[key], abs(raw[key] - g[key]))
-        ours, theirs = raw["policy"] + [raw["policyPass"]], g["policy"] + [g["policyPass"]]
-        assert [p is None for p in ours] == [p is None for p in theirs], (
-            f"{state.id}: illegal-move sets differ"
-        )
-        worst["policy"] = max(worst["policy"], max(abs(a - b) for a, b in zip(ours, theirs) if a is not None))
-        worst["ownership"] = max(
-            worst["ownership"], max(abs(a - b) for a, b in zip(raw["whiteOwnership"], g["whiteOwnership"]))
-        )
-        assert raw["noResult"] == pytest.approx(g["noResult"], abs=1e-4)
-        for key in ("varTimeLeft", "shorttermWinlossError", "shorttermScoreError", "whiteScoreSelfplay"):
-            assert raw[key] == pytest.approx(g[key], abs=5e-3), (state.id, key)
-    assert seen == set(golden), "every golden position must be evaluated"
-    return worst
-
-
-def assert_within_gates(worst: dict[str, float]) -> None:
-    assert worst["whiteWin"] <= GATES["winloss"] and worst["whiteLoss"] <= GATES["winloss"], worst
-    assert worst["whiteLead"] <= GATES["lead"], worst
-    assert worst["policy"] <= GATES["policy"], worst
-    assert worst["ownership"] <= GATES["ownership"], worst
-
-
 def reduced_precision_metrics(path: Path, stem: str):
     ev, model = open_for(path, small_net_path(stem))
     vs = load_validation_set(None, model)  # the 80 oracle positions
@@ -122,7 +90,7 @@ def test_fp32_matches_katago_on_all_positions(out_dir, stem):
     assert ev.name == "tflite-fp32-cpu"
     states = load_positions(POSITIONS)
     assert len(states) == 80 and {s.x_size for s in states} >= {7, 9, 13, 19}
-    assert_within_gates(golden_errors(stem, ev, model, states))
+    assert_within_gates(golden_errors(stem, ev, model, states, all_golden=True))
 
 
 def test_fixed_batch_is_hidden_by_the_evaluator(out_dir):
@@ -293,4 +261,4 @@ def test_real_net_tflite_fp32_matches_katago(tmp_path):
     model_path = real_net_path(stem)
     path = export_artifact(model_path, "tflite-fp32", tmp_path, progress=False)
     ev, model = open_for(path, model_path)
-    assert_within_gates(golden_errors(stem, ev, model, load_positions(POSITIONS)))
+    assert_within_gates(golden_errors(stem, ev, model, load_positions(POSITIONS), all_golden=True))

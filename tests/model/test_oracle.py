@@ -13,40 +13,18 @@ from katadeploy.model.format import load_model
 from katadeploy.runtime.rawnn import raw_nn
 from katadeploy.runtime.torch_runtime import TorchEvaluator
 from tests.conftest import REAL_NETS, SHARED, SMALL_NETS, load_golden, real_net_path, small_net_path
+from tests.golden_check import GATES, assert_within_gates, golden_errors
 
 POSITIONS = SHARED / "oracle" / "positions.jsonl"
 
-# Acceptance gates (goldens are printed to 6 decimals for probabilities, 3 for scores)
-GATES = {"winloss": 1e-4, "lead": 5e-3, "policy": 1e-4, "ownership": 1e-3}
+# Acceptance gates: tests.golden_check.GATES (goldens are printed to 6 decimals for probabilities, 3 for scores)
 
 
 def compare(stem: str, model_path) -> dict:
     states = load_positions(POSITIONS)
-    golden = load_golden(stem)
     model = load_model(model_path)
-    worst = dict.fromkeys(("whiteWin", "whiteLoss", "whiteLead", "policy", "ownership"), 0.0)
-    seen = set()
-    for state, raw in raw_nn(TorchEvaluator(model), model, states, nn_x=19, nn_y=19):
-        g = golden[state.id]
-        seen.add(state.id)
-        for key in ("whiteWin", "whiteLoss", "whiteLead"):
-            worst[key] = max(worst[key], abs(raw[key] - g[key]))
-        ours, theirs = raw["policy"] + [raw["policyPass"]], g["policy"] + [g["policyPass"]]
-        assert [p is None for p in ours] == [p is None for p in theirs], (
-            f"{state.id}: illegal-move sets differ"
-        )
-        worst["policy"] = max(worst["policy"], max(abs(a - b) for a, b in zip(ours, theirs) if a is not None))
-        worst["ownership"] = max(
-            worst["ownership"], max(abs(a - b) for a, b in zip(raw["whiteOwnership"], g["whiteOwnership"]))
-        )
-        assert raw["noResult"] == pytest.approx(g["noResult"], abs=1e-4)
-        for key in ("varTimeLeft", "shorttermWinlossError", "shorttermScoreError", "whiteScoreSelfplay"):
-            assert raw[key] == pytest.approx(g[key], abs=5e-3), (state.id, key)
-    assert seen == set(golden), "every golden position must be evaluated"
-    assert worst["whiteWin"] <= GATES["winloss"] and worst["whiteLoss"] <= GATES["winloss"], worst
-    assert worst["whiteLead"] <= GATES["lead"], worst
-    assert worst["policy"] <= GATES["policy"], worst
-    assert worst["ownership"] <= GATES["ownership"], worst
+    worst = golden_errors(stem, TorchEvaluator(model), model, states, all_golden=True)
+    assert_within_gates(worst)
     return worst
 
 
