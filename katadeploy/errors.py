@@ -18,6 +18,7 @@ class ModelFormatError(KatadeployError):
     """
 
     def __init__(self, message: str, field: str | None = None, offset: int | None = None):
+        self.message = message
         self.field = field
         self.offset = offset
         where = []

@@ -5,7 +5,9 @@ targets. It builds (or reuses) the calibration set, exports every target (a targ
 example for a missing extra or on a machine without a GPU, is recorded with its error and the run goes on),
 validates each artifact against the torch FP32 reference with KataGo's ``testgpuerror`` limits (writing the
 per-artifact Markdown/JSON/PNG reports), optionally benchmarks every artifact side by side with
-``bench nn``, and writes ``deploy.md`` and ``deploy.json`` to the output directory. Core ML artifacts are built
+``bench nn`` (search-style: runtimes with an async path keep their streams busy, ``inflight="auto"``; the table
+and the evals/s-against-batch plot go to ``bench-nn.json``/``bench-nn.png``), and writes ``deploy.md`` and
+``deploy.json`` to the output directory. Core ML artifacts are built
 and checked structurally but not validated on Linux (predictions need macOS); that is said in the report.
 """
 
@@ -168,9 +170,13 @@ def run_deploy(
 
         bench = run_nn_bench(
             ["torch"] + [o.artifact for o in runnable if o.artifact], model_path=model_path,
-            batches=list(bench_batches), seconds=bench_seconds, threads=threads, progress=progress,
+            batches=list(bench_batches), seconds=bench_seconds, threads=threads, inflight="auto",
+            progress=progress,
         )  # fmt: skip
         (out / "bench-nn.json").write_text(json.dumps(bench.to_dict(), indent=2) + "\n", encoding="utf-8")
+        from katadeploy.bench.nn_report import write_plot
+
+        write_plot(bench, out / "bench-nn.png")
         by_path = {a.artifact: a for a in bench.artifacts}
         for a in bench.artifacts:
             if a.artifact == "torch" or a.target.startswith("torch"):

@@ -109,17 +109,20 @@ def read_model_bytes(path: str | os.PathLike) -> tuple[bytes, bool | None]:
 
 
 def load_model(path: str | os.PathLike) -> d.ModelDesc:
-    """Parse a KataGo model file into a :class:`ModelDesc`."""
-    data, binary = read_model_bytes(path)
-    if binary is None:
-        try:
-            return parse_model(data, binary=True)
-        except ModelFormatError as first:
+    """Parse a KataGo model file into a :class:`ModelDesc`; a :class:`ModelFormatError` names the file."""
+    try:
+        data, binary = read_model_bytes(path)
+        if binary is None:
             try:
-                return parse_model(data, binary=False)
-            except ModelFormatError:
-                raise first from None
-    return parse_model(data, binary=binary)
+                return parse_model(data, binary=True)
+            except ModelFormatError as first:
+                try:
+                    return parse_model(data, binary=False)
+                except ModelFormatError:
+                    raise first from None
+        return parse_model(data, binary=binary)
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{os.fspath(path)}: {exc.message}", exc.field, exc.offset) from None
 
 
 def parse_model(data: bytes, binary: bool) -> d.ModelDesc:
