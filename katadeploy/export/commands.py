@@ -2,7 +2,8 @@
 
 Contract: builds each requested target with :func:`katadeploy.export.request.export_artifact` and prints the
 artifact paths (one per line) on stdout; progress and notes go to stderr. ``--target all-cpu`` builds every target
-that can be built on this machine's CPU (ONNX, TFLite, Core ML, OpenVINO). Bad input raises
+that can be built on this machine's CPU (ONNX, TFLite, Core ML, OpenVINO). ``--no-int8-fallback`` passes
+``options={"mixed_precision": False}`` (the OpenVINO INT8 exporter then keeps its best full-INT8 recipe). Bad input raises
 :class:`~katadeploy.errors.KatadeployError` subclasses.
 """
 
@@ -34,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="graph without mask ops, valid only for boards that fill the tensor (faster)",
     )  # fmt: skip
     p.add_argument("--batch", type=int, default=8, help="largest batch for fixed-batch formats (default 8)")
+    p.add_argument(
+        "--no-int8-fallback", action="store_true",
+        help="openvino-int8: keep the fastest full-INT8 recipe even when it misses KataGo's FP16 limits (no "
+        "FP32 blocks; `validate` then reports FAIL)",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
 
@@ -44,10 +50,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     targets: list[str] = []
     for t in args.target:
         targets.extend(CPU_TARGETS if t == "all-cpu" else [t])
+    options = {"mixed_precision": False} if args.no_int8_fallback else None
     for t in targets:
         path = export_artifact(
             args.model, t, args.output_dir, calib=args.calib, nn_size=args.nn_size,
-            exact=args.exact_board, batch=args.batch, progress=not args.quiet,
+            exact=args.exact_board, batch=args.batch, progress=not args.quiet, options=options,
         )  # fmt: skip
         print(path)
         sys.stdout.flush()

@@ -336,3 +336,22 @@ def test_bad_inputs_and_foreign_net_are_clear_errors(out_dir):
             open_for(path, RESNET)
     finally:
         path.with_suffix(".bak").rename(path.with_suffix(".bin"))
+
+
+def test_cli_no_int8_fallback_reaches_the_exporter(monkeypatch, tmp_path, capsys):
+    """`export --no-int8-fallback` asks the exporter for the full-INT8 recipe (options mixed_precision=False)."""
+    import katadeploy.export.request as request
+    from katadeploy.cli import main
+
+    seen = []
+
+    def fake_export(model, target, out_dir, **kwargs):
+        seen.append((target, kwargs.get("options")))
+        return tmp_path / f"{target}.xml"
+
+    monkeypatch.setattr(request, "export_artifact", fake_export)
+    net = str(small_net_path(RESNET))
+    assert main(["export", net, "--target", "openvino-int8", "--no-int8-fallback", "-o", str(tmp_path)]) == 0
+    assert main(["export", net, "--target", "openvino-int8", "-o", str(tmp_path), "-q"]) == 0
+    assert seen == [("openvino-int8", {"mixed_precision": False}), ("openvino-int8", None)]
+    assert capsys.readouterr().out.splitlines() == [str(tmp_path / "openvino-int8.xml")] * 2
