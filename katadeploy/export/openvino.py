@@ -562,7 +562,8 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
     if record["macs_per_position"]["int8_share"] < 0.25:
         req.log(
             "note: most of this net had to stay FP32 to meet the limits, so this artifact is little faster "
-            "than openvino-fp32 (options mixed_precision=False keeps every trunk layer int8, outside the limits)"
+            "than openvino-fp32 (`export --no-int8-fallback`, options mixed_precision=False, keeps every trunk "
+            "layer int8, outside the limits)"
         )
     return final, record
 
