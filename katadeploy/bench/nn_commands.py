@@ -17,19 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from katadeploy.bench.nn import DEFAULT_SECONDS, KATAGO_VISITS, WORKER_TIMEOUT_S
-from katadeploy.bench.nn_worker import inflight_list
-
-
-def _batches(text: str) -> list[int]:
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated batch sizes such as 1,8,32, got {text!r}"
-        ) from None
-    if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
-    return out
+from katadeploy.bench.nn_worker import batch_list, inflight_list
 
 
 def _write(path: str, text: str) -> Path:
@@ -82,7 +70,7 @@ def register_bench(bench_sub: Any) -> None:
         "artifacts", nargs="+", metavar="ARTIFACT", help="artifact path (with its sidecar), or torch"
     )
     p.add_argument("--model", default=None, help="the net (needed for torch, --katago and GFLOP/s)")
-    p.add_argument("--batch", type=_batches, default=[1, 8, 32], help="batch sizes (default 1,8,32)")
+    p.add_argument("--batch", type=batch_list, default=[1, 8, 32], help="batch sizes (default 1,8,32)")
     p.add_argument(
         "--seconds",
         type=float,
@@ -128,7 +116,7 @@ def register_bench(bench_sub: Any) -> None:
     )
     p.add_argument(
         "--katago-threads",
-        type=_batches,
+        type=batch_list,
         default=None,
         metavar="1,8,16",
         help="search thread counts for katago benchmark (default: the batch sizes)",

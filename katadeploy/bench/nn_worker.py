@@ -191,13 +191,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _batches(text: str) -> list[int]:
+def batch_list(text: str) -> list[int]:
+    """Comma-separated positive batch sizes (``1,8,32``), as an argparse ``type``."""
     try:
         out = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated batch sizes, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated batch sizes such as 1,8,32, got {text!r}"
+        ) from None
     if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"batch sizes must be positive, got {text!r}")
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
     return out
 
 
@@ -226,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m katadeploy.bench.nn_worker")
     p.add_argument("--artifact", required=True)
     p.add_argument("--model", default=None, help="path of the net (needed for torch)")
-    p.add_argument("--batches", type=_batches, default=[1])
+    p.add_argument("--batches", type=batch_list, default=[1])
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=None)

@@ -9,19 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from katadeploy.bench.nn_worker import batch_list
 from katadeploy.deploy.pipeline import DEFAULT_TARGETS
-
-
-def _batches(text: str) -> list[int]:
-    from katadeploy.errors import KatadeployError
-
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise KatadeployError(f"--bench-batch takes comma-separated integers, not {text!r}") from None
-    if any(b < 1 for b in out):
-        raise KatadeployError("--bench-batch sizes must be positive")
-    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--positions", help="validation positions: JSONL or calibration .npz (default: 80 bundled)"
     )
     p.add_argument("--exact-board", action="store_true", help="19x19-only graphs without mask ops (faster)")
-    p.add_argument("--bench-batch", default="1,8", help="batch sizes for the benchmark (default 1,8)")
+    p.add_argument(
+        "--bench-batch", type=batch_list, default="1,8", help="batch sizes for the benchmark (default 1,8)"
+    )
     p.add_argument("--bench-seconds", type=float, default=3.0)
     p.add_argument("--no-bench", action="store_true")
     p.add_argument("--threads", type=int, default=None)
@@ -56,7 +47,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = run_deploy(
         args.model, args.target or list(DEFAULT_TARGETS), args.output_dir, calib=args.calib,
         positions=args.positions, exact=args.exact_board,
-        bench_batches=None if args.no_bench else _batches(args.bench_batch), bench_seconds=args.bench_seconds,
+        bench_batches=None if args.no_bench else args.bench_batch, bench_seconds=args.bench_seconds,
         threads=args.threads, progress=not args.quiet,
     )  # fmt: skip
     print(markdown(result))
