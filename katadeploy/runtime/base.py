@@ -4,15 +4,18 @@ Contract: an :class:`Evaluator` maps a batch of encoded positions — ``spatial 
 and optionally ``meta [N, 192]``, float32 numpy arrays — to :class:`RawBatch`, the net's raw head outputs as
 float32 numpy arrays from the side to move's perspective (no post-processing). ``output_scale`` is 1 unless the
 artifact bakes in KataGo's GPU scale-8 trick. Evaluators accept any batch size: artifacts with a fixed batch
-split and pad with :func:`evaluate_in_chunks`.
+split and pad with :func:`evaluate_in_chunks`. :func:`check_inputs` holds the inputs against an artifact
+manifest's input specs, with one wording of the error for every runtime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
+
+from katadeploy.errors import KatadeployError
 
 
 class RawBatch(NamedTuple):
@@ -30,6 +33,43 @@ class Evaluator(Protocol):
     def evaluate(
         self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None
     ) -> RawBatch: ...
+
+
+def check_inputs(
+    label: str,
+    specs: Sequence[Any],
+    spatial: np.ndarray,
+    global_: np.ndarray,
+    meta: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """The inputs as contiguous float32 arrays in the order of ``specs`` (the manifest's input
+    :class:`~katadeploy.export.manifest.TensorSpec` list, named ``spatial``, ``global`` and for human-SL nets
+    ``meta``). Every non-batch dimension must match its spec and every input must have the spatial batch's rows;
+    a human-SL artifact called without ``meta`` is an error (``meta`` for an artifact without it is ignored).
+    Raises :class:`~katadeploy.errors.KatadeployError` naming ``label``."""
+    given = {"spatial": spatial, "global": global_, "meta": meta}
+    out = []
+    n = len(spatial)
+    for spec in specs:
+        arr = given.get(spec.name)
+        if arr is None:
+            raise KatadeployError(
+                f"{label}: this is a human-SL net: it needs the 192-channel SGF metadata input (meta)"
+                if spec.name == "meta"
+                else f"{label}: the artifact has an input {spec.name!r} that katadeploy does not know"
+            )
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        want = list(spec.shape)
+        if arr.ndim != len(want) or any(
+            isinstance(w, int) and w != s for w, s in zip(want[1:], arr.shape[1:])
+        ):
+            raise KatadeployError(
+                f"{label}: input {spec.name!r} has shape {list(arr.shape)}, the artifact expects {want} (N = batch)"
+            )
+        if len(arr) != n:
+            raise KatadeployError(f"{label}: input {spec.name!r} has {len(arr)} rows, spatial has {n}")
+        out.append(arr)
+    return out
 
 
 def concat(batches: list[RawBatch]) -> RawBatch:

@@ -28,7 +28,7 @@ from katadeploy.errors import KatadeployError
 from katadeploy.export.graph import OUTPUT_NAMES
 from katadeploy.export.manifest import ArtifactManifest
 from katadeploy.extras import require
-from katadeploy.runtime.base import RawBatch, evaluate_in_chunks
+from katadeploy.runtime.base import RawBatch, check_inputs, evaluate_in_chunks
 
 UNVERIFIED_NOTE = (
     "structural check only: Core ML cannot run on this OS, so these are facts about the file, "
@@ -161,23 +161,14 @@ class CoreMLEvaluator:
 
     def _run(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None) -> RawBatch:
         feed = {"spatial": spatial, "global": global_}
-        if "meta" in self._inputs:
-            if meta is None:
-                raise KatadeployError(
-                    f"{self.path}: this net needs the 192-channel SGF metadata input (meta)"
-                )
-            feed["meta"] = np.asarray(meta, dtype=np.float32)
+        if meta is not None and "meta" in self._inputs:  # check_inputs made sure a meta net has it
+            feed["meta"] = meta
         out = self._model.predict(feed)
         return RawBatch(*(np.asarray(out[name], dtype=np.float32) for name in OUTPUT_NAMES))
 
     def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:
-        spatial = np.asarray(spatial, dtype=np.float32)
-        global_ = np.asarray(global_, dtype=np.float32)
-        want = [int(d) for d in self.manifest.inputs[0].shape[1:]]
-        if spatial.ndim != 4 or list(spatial.shape[1:]) != want:
-            raise KatadeployError(
-                f"spatial input has shape {list(spatial.shape)}, this artifact takes [N, {want}]"
-            )
+        arrays = check_inputs(str(self.path), self.manifest.inputs, spatial, global_, meta)
+        spatial, global_, meta = arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None
         return evaluate_in_chunks(self._run, self.batch, spatial, global_, meta)
 
 

@@ -23,7 +23,7 @@ from katadeploy.errors import KatadeployError
 from katadeploy.export.graph import OUTPUT_NAMES
 from katadeploy.export.manifest import ArtifactManifest
 from katadeploy.extras import require
-from katadeploy.runtime.base import RawBatch, evaluate_in_chunks
+from katadeploy.runtime.base import RawBatch, check_inputs, evaluate_in_chunks
 
 DEFAULT_THREADS = 2
 SIGNATURE_KEY = "serving_default"
@@ -99,27 +99,14 @@ class LiteRTEvaluator:
 
     def _run(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None) -> RawBatch:
         feeds: dict[str, Any] = {self._inputs["spatial"]: spatial, self._inputs["global"]: global_}
-        if "meta" in self._inputs:
-            if meta is None:
-                raise KatadeployError(
-                    f"{self.path}: this net needs the 192-channel SGF metadata input (meta)"
-                )
-            feeds[self._inputs["meta"]] = meta.astype(np.float32, copy=False)
+        if meta is not None and "meta" in self._inputs:  # check_inputs made sure a meta net has it
+            feeds[self._inputs["meta"]] = meta
         out = self._runner(**feeds)
         return RawBatch(*(np.asarray(out[self._outputs[n]], dtype=np.float32) for n in OUTPUT_NAMES))
 
     def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:
-        spatial = np.asarray(spatial, dtype=np.float32)
-        global_ = np.asarray(global_, dtype=np.float32)
-        want = tuple(int(d) for d in self.manifest.inputs[0].shape[1:])
-        if spatial.ndim != 4 or tuple(spatial.shape[1:]) != want:
-            raise KatadeployError(
-                f"spatial input has shape {list(spatial.shape)}, this artifact takes [N, {', '.join(map(str, want))}]"
-            )
-        if global_.shape != (len(spatial), int(self.manifest.inputs[1].shape[1])):
-            raise KatadeployError(
-                f"global input has shape {list(global_.shape)}, expected [{len(spatial)}, {self.manifest.inputs[1].shape[1]}]"
-            )
+        arrays = check_inputs(str(self.path), self.manifest.inputs, spatial, global_, meta)
+        spatial, global_, meta = arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None
         return evaluate_in_chunks(self._run, self.batch, spatial, global_, meta)
 
 

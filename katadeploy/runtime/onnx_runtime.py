@@ -25,7 +25,7 @@ import numpy as np
 from katadeploy.errors import KatadeployError
 from katadeploy.export.manifest import ArtifactManifest
 from katadeploy.extras import require
-from katadeploy.runtime.base import RawBatch
+from katadeploy.runtime.base import RawBatch, check_inputs
 
 OUTPUT_NAMES = list(RawBatch._fields)  # the ONNX output names too
 GPU_HINT = (
@@ -117,7 +117,6 @@ class OnnxEvaluator:
         self.device = kind
         self.name = f"onnx-{manifest.precision}-{kind}"
         self.input_names = [t.name for t in manifest.inputs]
-        self._shapes = {t.name: t.shape for t in manifest.inputs}
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = int(opts.get("log_severity", 3))
@@ -151,23 +150,9 @@ class OnnxEvaluator:
             )
         self.providers = self.session.get_providers()
 
-    def _check(self, name: str, arr: np.ndarray) -> np.ndarray:
-        want = self._shapes[name]
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        if arr.ndim != len(want) or any(
-            isinstance(w, int) and a != w for a, w in zip(arr.shape[1:], want[1:])
-        ):
-            raise KatadeployError(
-                f"{self.name}: input {name!r} has shape {list(arr.shape)}, the artifact takes {want}"
-            )
-        return arr
-
     def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:
-        feed = {"spatial": self._check("spatial", spatial), "global": self._check("global", global_)}
-        if "meta" in self._shapes:
-            if meta is None:
-                raise KatadeployError(f"{self.name}: this human-SL net needs the meta input")
-            feed["meta"] = self._check("meta", meta)
+        arrays = check_inputs(self.name, self.manifest.inputs, spatial, global_, meta)
+        feed = dict(zip(self.input_names, arrays))
         if len(feed["spatial"]) == 0:
             raise ValueError("empty batch")
         out = self.session.run(OUTPUT_NAMES, feed)

@@ -28,6 +28,7 @@ import platform
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ import numpy as np
 from katadeploy.errors import KatadeployError
 from katadeploy.export.manifest import ArtifactManifest
 from katadeploy.extras import require
-from katadeploy.runtime.base import RawBatch, concat
+from katadeploy.runtime.base import RawBatch, check_inputs, concat
 
 OUTPUT_NAMES = list(RawBatch._fields)
 PRECISION_HINTS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
@@ -154,7 +155,15 @@ class OpenVINOEvaluator:
         target = manifest.precision if manifest is not None else "model"
         self.name = name or f"openvino-{target}-{self.device.lower()}"
         self.input_names = [p.get_any_name() for p in model.inputs]
-        self._expect = {t.name: t.shape for t in manifest.inputs} if manifest is not None else {}
+        # the manifest's input specs; a bare model (the exporter's own checks) is checked by rank only
+        self._specs = (
+            manifest.inputs
+            if manifest is not None
+            else [
+                SimpleNamespace(name=n, shape=["N"] * len(p.get_partial_shape()))
+                for n, p in zip(self.input_names, model.inputs)
+            ]
+        )
         self._latency: Any = None
         self._latency_req: Any = None
         self._throughput: Any = None
@@ -189,31 +198,12 @@ class OpenVINOEvaluator:
     def _inputs(
         self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None
     ) -> dict[str, np.ndarray]:
-        arrays = [spatial, global_] + ([] if meta is None else [meta])
-        if len(arrays) != len(self.input_names):
-            if len(self.input_names) == 3 and meta is None:
-                raise KatadeployError(
-                    "this artifact is a human-SL net: it needs the 192-channel SGF metadata input (meta)"
-                )
-            raise KatadeployError(f"this artifact takes {len(self.input_names)} inputs, got {len(arrays)}")
-        n = len(spatial)
-        out = {}
-        for name, a in zip(self.input_names, arrays):
-            a = np.ascontiguousarray(a, dtype=np.float32)
-            want = self._expect.get(name)
-            if want is not None and (
-                a.ndim != len(want)
-                or any(w != "N" and isinstance(w, int) and w != s for w, s in zip(want, a.shape))
-            ):
-                raise KatadeployError(
-                    f"input {name!r} has shape {list(a.shape)}, the artifact expects {want} (N = batch)"
-                )
-            if len(a) != n:
-                raise KatadeployError(f"input {name!r} has {len(a)} rows, spatial has {n}")
-            out[name] = a
-        if n == 0:
+        if meta is not None and len(self._specs) == 2:
+            raise KatadeployError(f"{self.name}: this artifact takes 2 inputs, got 3 (meta)")
+        arrays = check_inputs(self.name, self._specs, spatial, global_, meta)
+        if len(spatial) == 0:
             raise KatadeployError("empty batch")
-        return out
+        return dict(zip(self.input_names, arrays))
 
     # ------------------------------------------------------------------------------------------------ run
     def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:

@@ -143,3 +143,26 @@ def test_export_cli_bad_input(tmp_path, capsys):
     assert main(["export", net, "--target", "onnx-int8", "--calib", str(bad), "-o", str(tmp_path)]) == 2
     assert "calibrat" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_check_inputs_holds_arrays_against_the_manifest_specs():
+    from katadeploy.export.manifest import TensorSpec
+    from katadeploy.runtime.base import check_inputs
+
+    specs = [
+        TensorSpec("spatial", ["N", 22, 19, 19]),
+        TensorSpec("global", ["N", 19]),
+        TensorSpec("meta", [8, 192]),
+    ]
+    s, g, m = np.zeros((2, 22, 19, 19), np.float64), np.zeros((2, 19)), np.zeros((2, 192))
+    out = check_inputs("art", specs, s, g, m)
+    assert [a.dtype for a in out] == [np.float32] * 3 and all(a.flags.c_contiguous for a in out)
+    with pytest.raises(KatadeployError, match="art: this is a human-SL net.*meta"):
+        check_inputs("art", specs, s, g)
+    with pytest.raises(
+        KatadeployError, match=r"input 'spatial' has shape \[2, 22, 9, 9\], the artifact expects"
+    ):
+        check_inputs("art", specs, np.zeros((2, 22, 9, 9)), g, m)
+    with pytest.raises(KatadeployError, match="input 'global' has 3 rows, spatial has 2"):
+        check_inputs("art", specs, s, np.zeros((3, 19)), m)
+    assert len(check_inputs("art", specs[:2], s, g, m)) == 2  # meta for a net without it is not fed
