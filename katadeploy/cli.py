@@ -18,6 +18,7 @@ from katadeploy.errors import KatadeployError
 
 #: Modules providing ``register(subparsers)``; order decides the order in ``--help``.
 COMMAND_MODULES = (
+    "katadeploy.runtime.commands",
     "katadeploy.model.commands",
     "katadeploy.data.commands",
     "katadeploy.export.commands",
@@ -25,6 +26,7 @@ COMMAND_MODULES = (
     "katadeploy.deploy.commands",
     "katadeploy.engine.commands",
     "katadeploy.bench.commands",
+    "katadeploy.search.commands",
 )
 
 
@@ -35,14 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"katadeploy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):  # area not built yet
-                continue
-            raise
-        module.register(sub)
+    for name in COMMAND_MODULES:  # a module that fails to import is a broken install: let it raise
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -1,6 +1,7 @@
 """A tiny progress bar for long CLI work, written to stderr.
 
-Contract: ``Progress(total, label)`` is a context manager; ``advance(n)`` updates it. On a terminal it redraws one
+Contract: :func:`log` prints one ``katadeploy: ...`` status line on stderr when ``enabled`` (the one way long
+work reports its steps). ``Progress(total, label)`` is a context manager; ``advance(n)`` updates it. On a terminal it redraws one
 line (at most ~10 times a second); otherwise it prints a line every 10% so logs stay short. ``quiet=True`` disables it.
 """
 
@@ -8,6 +9,12 @@ from __future__ import annotations
 
 import sys
 import time
+
+
+def log(msg: str, enabled: bool = True) -> None:
+    """One status line on stderr, ``katadeploy: msg``, when ``enabled``."""
+    if enabled:
+        print(f"katadeploy: {msg}", file=sys.stderr, flush=True)
 
 
 class Progress:

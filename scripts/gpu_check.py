@@ -170,7 +170,7 @@ def environment() -> dict[str, Any]:
         for m in ("onnx", "onnxruntime", "onnxconverter_common", "sgfmill")
     }
     try:
-        from katadeploy.export.tensorrt import load_tensorrt
+        from katadeploy.runtime.tensorrt_env import load_tensorrt
 
         lib = load_tensorrt()
         env["tensorrt"] = {"flavour": lib.flavour, "version": lib.version, "module": lib.module.__name__}
@@ -362,7 +362,7 @@ class Check:
         )
 
     def evaluator(self, net: dict[str, Any], target: str, item: dict[str, Any]) -> Any:
-        from katadeploy.export.manifest import read_manifest
+        from katadeploy.artifact import read_manifest
 
         if target in ("torch-fp32", "torch-fp16"):
             return TorchCudaEvaluator(net["model"], fp16=target == "torch-fp16")
@@ -459,7 +459,7 @@ class Check:
         targets = list(self.args.targets)
         trt = self.results["environment"].get("tensorrt")
         if isinstance(trt, dict) and trt.get("flavour") == "tensorrt-rtx" and self.args.rtx_aot:
-            from katadeploy.export.tensorrt import load_tensorrt, rtx_targets
+            from katadeploy.runtime.tensorrt_env import load_tensorrt, rtx_targets
 
             sm = "SM" + str(self.results["environment"].get("compute_capability", "")).replace(".", "")
             if sm not in rtx_targets(load_tensorrt().module):

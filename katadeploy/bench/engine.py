@@ -44,12 +44,12 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
 from katadeploy.engine import katago as kg
 from katadeploy.errors import KatadeployError
+from katadeploy.files import atomic_write_text
 
 DEFAULT_VISITS = 200
 DEFAULT_POSITIONS = 10
@@ -235,15 +235,9 @@ def parse_threads(text: str | Iterable[int]) -> list[int]:
 
 def default_positions(n: int) -> list[dict[str, Any]]:
     """The first ``n`` 19x19 positions of the bundled oracle set."""
-    ref = resources.files("katadeploy.data").joinpath("positions", "oracle80.jsonl")
-    out: list[dict[str, Any]] = []
-    with ref.open("r", encoding="utf-8") as f:
-        for line in f:
-            pos = json.loads(line)
-            if pos.get("boardXSize") == 19 and pos.get("boardYSize") == 19:
-                out.append(pos)
-                if len(out) >= n:
-                    break
+    from katadeploy.data.bundled import bundled_queries
+
+    out = bundled_queries(19, 19, exact=True)[:n]
     if not out:
         raise BenchError("no bundled positions found (katadeploy/data/positions/oracle80.jsonl)")
     return out
@@ -467,9 +461,4 @@ def run_engine_bench(
 
 
 def write_json(result: EngineBenchResult, path: str | os.PathLike[str]) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return atomic_write_text(path, json.dumps(result.to_dict(), indent=1) + "\n")

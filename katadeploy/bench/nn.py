@@ -34,7 +34,6 @@ import collections
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +45,7 @@ from typing import Any
 from katadeploy.bench.engine import BenchError
 from katadeploy.bench.nn_worker import PROGRESS_TAG
 from katadeploy.progress import Progress
+from katadeploy.subprocess_run import ProcessTimeout, run_process
 
 WORKER_MODULE = "katadeploy.bench.nn_worker"
 DEFAULT_BATCHES = (1, 8, 32)
@@ -192,45 +192,21 @@ def run_worker(
         argv += ["--model", str(model_path)]
     if threads:
         argv += ["--threads", str(threads)]
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        errors="replace", env=_worker_env(),
-    )  # fmt: skip
     tail: collections.deque[str] = collections.deque(maxlen=30)
 
-    def _read_stderr() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if line.startswith(PROGRESS_TAG):
-                if on_batch is not None:
-                    on_batch()
-            elif line.strip():
-                tail.append(line.rstrip())
+    def _on_stderr(line: str) -> None:
+        if line.startswith(PROGRESS_TAG):
+            if on_batch is not None:
+                on_batch()
+        elif line.strip():
+            tail.append(line.rstrip())
 
-    reader = threading.Thread(target=_read_stderr, daemon=True)
-    reader.start()
-    timed_out = threading.Event()
-
-    def _kill() -> None:
-        timed_out.set()
-        proc.kill()
-
-    killer = threading.Timer(timeout, _kill)
-    killer.daemon = True
-    killer.start()
-    try:
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        rc = proc.wait()
-    finally:
-        killer.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=10)
     name = str(spec)
-    if timed_out.is_set():
-        raise BenchError(f"bench nn: {name} did not finish within {timeout:g} s (raise --timeout)")
+    try:
+        result = run_process(argv, timeout=timeout, env=_worker_env(), on_stderr=_on_stderr, tail_lines=0)
+    except ProcessTimeout:
+        raise BenchError(f"bench nn: {name} did not finish within {timeout:g} s (raise --timeout)") from None
+    out, rc = result.stdout, result.returncode
     payload: dict[str, Any] | None = None
     lines = [ln for ln in out.splitlines() if ln.strip()]
     if lines:

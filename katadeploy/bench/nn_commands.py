@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from katadeploy.argtypes import batch_list, inflight_list
 from katadeploy.bench.nn import DEFAULT_SECONDS, KATAGO_VISITS, WORKER_TIMEOUT_S
-from katadeploy.bench.nn_worker import batch_list, inflight_list
 
 
 def _write(path: str, text: str) -> Path:

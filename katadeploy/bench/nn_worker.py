@@ -24,12 +24,12 @@ import json
 import resource
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from katadeploy.argtypes import batch_list, inflight_arg
 from katadeploy.errors import KatadeployError
 
 PROGRESS_TAG = "KDBENCH"
@@ -46,15 +46,11 @@ def bench_inputs(
     batch: int, nn_x: int, nn_y: int, *, meta_channels: int = 0, prefer_pass_alive: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``batch`` real encoded positions for an ``nn_x`` x ``nn_y`` tensor (numpy only, no torch)."""
+    from katadeploy.data.bundled import bundled_queries
     from katadeploy.go.features import encode_batch
     from katadeploy.go.position import position_from_query
 
-    text = resources.files("katadeploy.data").joinpath("positions", "oracle80.jsonl").read_text("utf-8")
-    states = []
-    for line in text.splitlines():
-        q = json.loads(line)
-        if q["boardXSize"] <= nn_x and q["boardYSize"] <= nn_y:
-            states.append(position_from_query(q, max_board_size=max(nn_x, nn_y, 19)))
+    states = [position_from_query(q, max_board_size=max(nn_x, nn_y, 19)) for q in bundled_queries(nn_x, nn_y)]
     if not states:
         raise KatadeployError(f"no bundled position fits a {nn_x}x{nn_y} tensor")
     full = [s for s in states if (s.x_size, s.y_size) == (nn_x, nn_y)] or states
@@ -189,40 +185,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_mb": rss_mb(),
         "batches": results,
     }
-
-
-def batch_list(text: str) -> list[int]:
-    """Comma-separated positive batch sizes (``1,8,32``), as an argparse ``type``."""
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated batch sizes such as 1,8,32, got {text!r}"
-        ) from None
-    if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
-    return out
-
-
-def inflight_arg(text: str) -> str | int:
-    """``auto`` or a positive integer."""
-    if text == "auto":
-        return text
-    try:
-        k = int(text)
-    except ValueError:
-        k = 0
-    if k < 1:
-        raise argparse.ArgumentTypeError(f"--inflight takes a positive integer or auto, got {text!r}")
-    return k
-
-
-def inflight_list(text: str) -> list[str | int]:
-    """Comma-separated :func:`inflight_arg` values, e.g. ``1,auto``."""
-    out = [inflight_arg(x.strip()) for x in text.split(",") if x.strip()]
-    if not out:
-        raise argparse.ArgumentTypeError(f"--inflight takes values such as 1, 4 or 1,auto, got {text!r}")
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import sys
 import time
 import zipfile
@@ -67,6 +66,7 @@ from katadeploy.data.sampling import (
     read_game,
 )
 from katadeploy.errors import KatadeployError
+from katadeploy.files import staged
 from katadeploy.go.features import NUM_GLOBAL_V7, NUM_SPATIAL_V7, encode_batch, legal_policy_mask
 from katadeploy.go.symmetry import apply_to_inputs
 from katadeploy.progress import Progress
@@ -434,15 +434,8 @@ def save_calibration(arrays: dict[str, np.ndarray], path: str | os.PathLike[str]
     """Check ``arrays`` and write them to ``path`` atomically (temporary file, then rename)."""
     out = Path(path)
     check_arrays(arrays, out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "xb") as fh:  # honours the umask, unlike mkstemp
-            np.savez_compressed(fh, **{k: arrays[k] for k in _SCHEMA})
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with staged(out) as tmp, open(tmp, "xb") as fh:
+        np.savez_compressed(fh, **{k: arrays[k] for k in _SCHEMA})
     return out
 
 

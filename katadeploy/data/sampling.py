@@ -7,7 +7,7 @@ Contract
   :class:`~katadeploy.errors.KatadeployError`.
 * :func:`read_game` turns one SGF (path or bytes) into a :class:`GameRecord`, or raises :class:`GameSkipped`
   with a short ``reason`` key (see :data:`SKIP_REASONS`) — it never raises anything else for bad content. The
-  main line is converted with :func:`katadeploy.engine.sgf.query_from_game` (setup/handicap stones, colours, komi
+  main line is converted with :func:`katadeploy.go.sgf.query_dict_from_game` (setup/handicap stones, colours, komi
   normalisation ``KM[750]`` -> 7.5), a missing ``KM`` gets the default komi of the game's own rules (6.5 for
   Japanese/Korean, else 7.5), a komi outside KataGo's [-400, 400] is clamped (and noted), and the whole game is
   replayed with :func:`katadeploy.go.position.position_from_query` under its own rules (strict legality) before
@@ -29,7 +29,6 @@ Contract
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -43,6 +42,8 @@ from sgfmill import sgf
 
 from katadeploy.errors import KatadeployError, PositionError
 from katadeploy.go.position import GameState, position_from_query
+from katadeploy.go.sgf import normalize_komi, query_dict_from_game, rules_from_sgf
+from katadeploy.hashing import sha256_text
 
 #: Rules the sampled positions cycle through (the game's own rules only decide its komi).
 RULES_MIX: tuple[str, ...] = (
@@ -194,7 +195,7 @@ def game_identity(size: int, initial_stones: Sequence[Sequence[str]], moves: Seq
         "moves": [[c.upper(), v.upper()] for c, v in moves],
     }
     text = json.dumps(content, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    return sha256_text(text)  # json.dumps escapes non-ASCII, so this is the ASCII bytes
 
 
 def _root_text(game: sgf.Sgf_game, name: str) -> str | None:
@@ -206,8 +207,6 @@ def _root_text(game: sgf.Sgf_game, name: str) -> str | None:
 
 
 def _komi(game: sgf.Sgf_game, game_rules: str, notes: list[str]) -> float:
-    from katadeploy.engine.sgf import normalize_komi
-
     default = 6.5 if game_rules in _TERRITORY_RULES else 7.5
     text = _root_text(game, "KM")
     try:
@@ -231,17 +230,15 @@ def read_game(
     source: str | os.PathLike[str] | bytes, nn_size: int = 19, *, name: str | None = None
 ) -> GameRecord:
     """Parse and check one SGF game (see the module contract); raises :class:`GameSkipped` if it is unusable."""
-    from katadeploy.engine.sgf import query_from_game, rules_from_sgf
-
     label = name if name is not None else ("<bytes>" if isinstance(source, bytes) else os.fspath(source))
     try:
-        return _read_game(source, nn_size, label, query_from_game, rules_from_sgf)
+        return _read_game(source, nn_size, label)
     except GameSkipped as exc:
         exc.source = label
         raise
 
 
-def _read_game(source, nn_size: int, label: str, query_from_game, rules_from_sgf) -> GameRecord:
+def _read_game(source: str | os.PathLike[str] | bytes, nn_size: int, label: str) -> GameRecord:
     if isinstance(source, bytes):
         data = source
     else:
@@ -274,7 +271,7 @@ def _read_game(source, nn_size: int, label: str, query_from_game, rules_from_sgf
         warnings.simplefilter("always")
         game_rules = rules_from_sgf(_root_text(game, "RU"), "japanese")
         try:
-            query = query_from_game(game, komi=0.0).to_dict()  # komi is decided below
+            query = query_dict_from_game(game, komi=0.0)  # komi is decided below
         except PositionError as exc:
             text = str(exc)
             if "replayed" in text:

@@ -3,13 +3,18 @@
 Contract: runs :func:`katadeploy.deploy.pipeline.run_deploy`, prints the summary table (Markdown) on stdout and
 returns 0 when every requested target was built and passed validation, 1 otherwise. With no arguments it deploys
 the default net (kata1-b18c384nbt from the KaTrain wheel on PyPI) calibrated on the bundled real games.
+
+``katadeploy configure PLATFORM [--mode gtp|analysis] [--backend B] [--model M] [--artifact A|deploy.json]
+[--provider P] [--tune [--katago PATH] [--tune-threads 1,2,4] [--tune-visits V] [--tune-positions N]] [--ram GIB]
+[-o F.cfg]`` writes (or prints, without ``-o``) a KataGo config for that platform
+(:mod:`katadeploy.deploy.configure`); with ``--tune`` it also prints the visits/s table of the sweep.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from katadeploy.bench.nn_worker import batch_list
+from katadeploy.argtypes import batch_list
 from katadeploy.deploy.pipeline import DEFAULT_TARGETS
 
 
@@ -39,6 +44,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_deploy)
+    _register_configure(sub)
+
+
+def _register_configure(sub: argparse._SubParsersAction) -> None:
+    from katadeploy.deploy.platforms import ONNX_PROVIDERS, PLATFORMS
+
+    p = sub.add_parser(
+        "configure",
+        help="write a KataGo config for a platform (rtx, cuda, jetson, rpi, mac, cpu, onnx), optionally tuned here",
+    )
+    p.add_argument("platform", choices=list(PLATFORMS), help="the box the config is for")
+    p.add_argument("--mode", choices=("gtp", "analysis"), default="gtp", help="default %(default)s")
+    p.add_argument("--backend", help="backend when the platform has two (e.g. cpu: eigen|opencl, mac: metal|coreml)")
+    p.add_argument("--model", help="net for --tune (file, URL or known name); also named in the file's run line")
+    p.add_argument("--artifact", help="onnx: a katadeploy ONNX artifact, or a deploy.json (fastest passing ONNX)")
+    p.add_argument("--provider", choices=ONNX_PROVIDERS, help="onnx: ONNX Runtime execution provider (default cpu)")
+    p.add_argument("--tune", action="store_true", help="sweep search threads with `bench engine` on this machine")
+    p.add_argument("--katago", metavar="PATH", help="KataGo binary for --tune (default: the one for --backend)")
+    p.add_argument("--tune-threads", type=batch_list, default=None, help="threads to try (default 1,N,2N,4N)")
+    p.add_argument("--tune-visits", type=int, default=100, help="visits per position (default %(default)s)")
+    p.add_argument("--tune-positions", type=int, default=3, help="positions per setting (default %(default)s)")
+    p.add_argument("--ram", type=float, default=None, metavar="GIB", help="RAM of the target box (cache size)")
+    p.add_argument("-o", "--output", help="config file to write (default: print it)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_configure)
+
+
+def cmd_configure(args: argparse.Namespace) -> int:
+    from katadeploy.deploy.configure import configure
+
+    cfg, path = configure(
+        args.platform, args.output, mode=args.mode, backend=args.backend, model=args.model,
+        artifact=args.artifact, provider=args.provider, do_tune=args.tune, katago=args.katago,
+        threads=args.tune_threads, visits=args.tune_visits, positions=args.tune_positions, ram_gib=args.ram,
+        progress=not args.quiet,
+    )  # fmt: skip
+    if cfg.tuned is not None:
+        for note in cfg.notes[-4:]:
+            if note.startswith("  ") or note.startswith("Tuned"):
+                print(note.strip())
+    if path is None:
+        print(cfg.render(), end="")
+    else:
+        print(path)
+    return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """Calibrate, export, validate and benchmark one net in one run, with one summary report.
 
-Contract: :func:`run_deploy` takes a net (name, path or URL; default: the manifest's default net) and a list of
+Contract: :func:`run_deploy` takes a net (a :class:`~katadeploy.model.source.Net`, or a name, path or URL opened
+once; default: the manifest's default net) and a list of
 targets. It builds (or reuses) the calibration set, exports every target (a target that fails to build, for
 example for a missing extra or on a machine without a GPU, is recorded with its error and the run goes on),
 validates each artifact against the torch FP32 reference with KataGo's ``testgpuerror`` limits (writing the
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from katadeploy.errors import KatadeployError
+from katadeploy.model.source import Net, open_net
+from katadeploy.progress import log
 
 DEFAULT_TARGETS = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8", "tflite-fp32")
 
@@ -64,13 +67,8 @@ def _size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in files) / 1e6
 
 
-def _log(msg: str, progress: bool) -> None:
-    if progress:
-        print(f"katadeploy: {msg}", file=sys.stderr, flush=True)
-
-
 def run_deploy(
-    model_spec: str | None,
+    model_spec: str | Path | Net | None,
     targets: list[str],
     out_dir: str | Path,
     *,
@@ -85,41 +83,37 @@ def run_deploy(
     from katadeploy.data.calibration import default_calibration_path, load_calibration
     from katadeploy.export.request import export_artifact
     from katadeploy.export.targets import get_target
-    from katadeploy.hashing import sha256_file
-    from katadeploy.model.format import load_model
-    from katadeploy.model.hub import resolve_model
     from katadeploy.runtime.loader import open_evaluator
     from katadeploy.runtime.torch_runtime import TorchEvaluator
-    from katadeploy.validate.commands import validate_evaluator
     from katadeploy.validate.positions import evaluate, load_validation_set
     from katadeploy.validate.report import ValidationResult, write_report
+    from katadeploy.validate.scoring import validate_evaluator
 
     t_start = time.perf_counter()
     for t in targets:
         get_target(t)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model_path = resolve_model(model_spec, quiet=not progress)
-    model = load_model(model_path)
-    sha = sha256_file(model_path)
+    net = open_net(model_spec, quiet=not progress)  # resolved, parsed and hashed once for every step
+    model, model_path, sha = net.model, net.path, net.sha256
     calib_path = Path(calib) if calib else default_calibration_path(19, progress=progress)
     load_calibration(calib_path)  # fail early on a bad file
-    _log(f"{model.name}: {len(targets)} target(s) -> {out}", progress)
+    log(f"{model.name}: {len(targets)} target(s) -> {out}", progress)
 
     outcomes: list[TargetOutcome] = []
     for t in targets:
         o = TargetOutcome(t)
         outcomes.append(o)
-        _log(f"[{t}] exporting", progress)
+        log(f"[{t}] exporting", progress)
         t0 = time.perf_counter()
         try:
             path = export_artifact(
-                model_path, t, out, calib=calib_path, exact=exact, progress=progress,
+                net, t, out, calib=calib_path, exact=exact, progress=progress,
                 batch=max(bench_batches or [8]),
             )  # fmt: skip
         except KatadeployError as exc:
             o.error = str(exc)
-            _log(f"[{t}] not built: {exc}", progress)
+            log(f"[{t}] not built: {exc}", progress)
             continue
         o.export_seconds = time.perf_counter() - t0
         o.artifact, o.size_mb = str(path), _size_mb(path)
@@ -158,7 +152,7 @@ def run_deploy(
         worst = metrics.worst(m.precision)
         o.worst = f"{worst.metric} {worst.stat} {worst.value:.4g} ({worst.ratio:.2f}x limit)"
         o.top1_agreement = metrics.top1
-        _log(f"[{o.target}] {o.verdict}", progress)
+        log(f"[{o.target}] {o.verdict}", progress)
 
     result = DeployResult(
         model=model.name, model_sha256=sha, calibration=str(calib_path), out_dir=str(out), targets=outcomes,

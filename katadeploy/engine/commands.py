@@ -5,10 +5,16 @@ input raises :class:`~katadeploy.errors.KatadeployError` subclasses, printed by 
 
 * ``katago install [--force] [--quiet]`` — install KataGo v1.18.1 (OpenCL) from the katrain 1.20.0 wheel into
   the cache, check OpenCL (naming the apt packages to install when it is missing) and print the binary path.
-* ``katago path [--katago PATH] [--env] [--no-check]`` — print the binary that katadeploy will use
-  (``--katago`` > ``$KATADEPLOY_KATAGO`` > installed copy), checked with ``katago version`` unless
-  ``--no-check``. With ``--env`` print ``export`` lines instead (``eval "$(katadeploy katago path --env)"``):
-  ``LD_LIBRARY_PATH`` for the bundled libraries and ``KATADEPLOY_KATAGO``.
+* ``katago path [--katago PATH] [--env] [--raw] [--no-check]`` — print something that runs the binary katadeploy
+  will use (``--katago`` > ``$KATADEPLOY_KATAGO`` > installed copy) as it is: ``$(katadeploy katago path)
+  version`` works with no environment set (the AppImage's ``AppRun``, or a small wrapper, when the binary needs
+  ``LD_LIBRARY_PATH``; :func:`katadeploy.engine.katago.build.launcher`). ``--raw`` prints the executable itself.
+  Checked with ``katago version`` unless ``--no-check``. With ``--env`` print ``export`` lines instead
+  (``eval "$(katadeploy katago path --env)"``): ``LD_LIBRARY_PATH`` for the bundled libraries and
+  ``KATADEPLOY_KATAGO``.
+* ``katago build --backend eigen|opencl|onnx [--source DIR|GIT-URL] [--ref TAG] [-j N] [--force]
+  [--onnxruntime-root DIR]`` — compile KataGo with cmake into katadeploy's cache
+  (:func:`katadeploy.engine.katago.build.build`; each missing Debian package is named) and print the executable.
 * ``katago version [--katago PATH]`` — print ``katago version``'s first line.
 * ``katago check [--katago PATH]`` — check OpenCL and the binary; print what was found.
 * ``katago tune --model M [--katago PATH]`` — run (or reuse) KataGo's OpenCL tuning for a net in katadeploy's
@@ -49,8 +55,28 @@ def _path(args: argparse.Namespace) -> int:
         for key, value in binary.extra_env.items():
             print(f"export {key}={shlex.quote(value)}")
         print(f"export {kg.KATAGO_ENV}={shlex.quote(str(binary.path))}")
-    else:
+    elif args.raw:
         print(binary.path)
+    else:
+        from katadeploy.engine.katago.build import launcher
+
+        print(launcher(binary))
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from katadeploy.engine.katago.build import build
+
+    b = build(
+        args.backend,
+        args.source,
+        args.ref,
+        jobs=args.jobs,
+        force=args.force,
+        onnxruntime=args.onnxruntime_root,
+        progress=not args.quiet,
+    )
+    print(b.exe)
     return 0
 
 
@@ -115,8 +141,28 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("path", help="print the KataGo binary katadeploy uses (or its environment with --env)")
     _add_katago_arg(p)
     p.add_argument("--env", action="store_true", help="print export lines for the environment to run it with")
+    p.add_argument("--raw", action="store_true", help="print the executable itself (it may need --env to run)")
     p.add_argument("--no-check", action="store_true", help="do not run `katago version` to check the binary")
     p.set_defaults(func=_path)
+
+    from katadeploy.engine.katago.build import BUILD_BACKENDS, DEFAULT_REF, ONNXRUNTIME_ENV, SOURCE_ENV
+
+    p = sub.add_parser("build", help="compile KataGo from source (Eigen, OpenCL or ONNX Runtime) with cmake")
+    p.add_argument("--backend", choices=BUILD_BACKENDS, default="eigen", help="default %(default)s")
+    p.add_argument(
+        "--source",
+        metavar="DIR|GIT-URL",
+        default=None,
+        help=f"KataGo checkout or git URL (default: ${SOURCE_ENV}, else github.com/lightvector/KataGo)",
+    )
+    p.add_argument("--ref", default=None, help=f"tag/branch to clone for a git URL (default {DEFAULT_REF})")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel compile jobs (default: CPU count)")
+    p.add_argument("--force", action="store_true", help="rebuild even if a finished build is cached")
+    p.add_argument(
+        "--onnxruntime-root", default=None, help=f"ONNX Runtime C API package (default ${ONNXRUNTIME_ENV})"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_build)
 
     p = sub.add_parser("version", help="print the KataGo version")
     _add_katago_arg(p)

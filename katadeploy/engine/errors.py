@@ -16,6 +16,7 @@ Contract
 * :class:`EngineClosed` — the engine was closed before the query finished, or it is used after ``close()``.
 * :class:`EngineWarning` — a ``warnings`` category. KataGo's ``warning`` replies are turned into instances of it
   (with ``field`` and ``query_id``); the query they belong to still runs.
+* :class:`SgfWarning` — re-exported from :mod:`katadeploy.go.sgf`, where it is defined.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from katadeploy.errors import KatadeployError
+from katadeploy.go.sgf import SgfWarning as SgfWarning  # one definition, in go
 
 
 def _format_tail(tail: Sequence[str], limit: int = 15) -> str:
@@ -129,7 +131,3 @@ class EngineWarning(UserWarning):
         self.field = field
         self.query_id = query_id
         super().__init__(_located(message, field, query_id))
-
-
-class SgfWarning(UserWarning):
-    """Warning category for SGF content that was interpreted with a fallback (unknown rules, odd komi...)."""

@@ -44,10 +44,12 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, io_specs
 from katadeploy.errors import KatadeployError
-from katadeploy.export.graph import OUTPUT_NAMES, ExportNet, example_inputs, io_specs
+from katadeploy.export.graph import ExportNet, example_inputs
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
+from katadeploy.files import staged as staged_path
 
 PRECISIONS = ("fp32", "fp16", "w8")
 MISH_FORMS = ("native", "exp")
@@ -248,9 +250,8 @@ def export(req: ExportRequest) -> Path:
         check_structure(req, structure, mish)
         details["structure"] = structure
         details["export_seconds"] = round(time.perf_counter() - t0, 1)
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        staged.replace(path)
+        with staged_path(path) as final:
+            shutil.move(str(staged), final)
     ins, outs = io_specs(req.model, req.nn_x, req.nn_y, req.batch)
     manifest = req.manifest(path, ins, outs, batch={"fixed": req.batch}, details=details)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

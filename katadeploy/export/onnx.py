@@ -8,11 +8,11 @@ Contract:
   It writes no manifest: the TensorRT and OpenVINO exporters feed that file to their own builders.
   :func:`export` writes the ``onnx-*`` artifact at ``req.artifact_path()`` plus its sidecar manifest.
 - Graph: inputs ``spatial [N, 22, H, W]``, ``global [N, 19]`` (and ``meta [N, 192]`` for human-SL nets), outputs
-  ``policy``, ``policy_pass``, ``value``, ``score``, ``ownership`` (:mod:`katadeploy.export.graph`), all float32
+  ``policy``, ``policy_pass``, ``value``, ``score``, ``ownership`` (:mod:`katadeploy.artifact`), all float32
   whatever the precision; only the batch axis ``N`` is dynamic. Traced with torch's TorchScript exporter (opset
   17): it exports in well under a second where the dynamo exporter needs 8-25 s for the same graph, the two agree
   with torch to ~1e-5, and its node names carry the module scope (``/net/blocks.3/norm/Mul``) that the FP16 block
-  list and the INT8 exclusions are derived from (:func:`node_role`). Because the board tensor is fixed, every
+  list and the INT8 exclusions are derived from (:func:`katadeploy.export.node_roles.node_role`). Because the board tensor is fixed, every
   value that depends only on H and W (RoPE tables, reshape sizes) is then folded into constants
   (:func:`fold_constants`), so the file carries no shape arithmetic except for the batch.
 - No onnxruntime graph optimisation is baked into ``onnx-fp32``/``onnx-fp16`` files: onnxruntime applies level ALL
@@ -27,22 +27,23 @@ Contract:
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, input_names, io_specs
 from katadeploy.errors import KatadeployError
-from katadeploy.export.graph import OUTPUT_NAMES, ExportNet, example_inputs, input_names, io_specs
+from katadeploy.export.graph import ExportNet, example_inputs
+from katadeploy.export.onnx_fp16 import convert_fp16
+from katadeploy.export.onnx_int8 import quantize_int8
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
-from katadeploy.model import desc as d
+from katadeploy.files import staged
 from katadeploy.model.desc import ModelDesc
 
 OPSET = 17
@@ -51,91 +52,6 @@ PRECISIONS = ("fp32", "fp16", "int8")
 FOLD_LIMIT = 1 << 22
 #: FP32 self-check: largest allowed |onnxruntime - torch| on any raw output
 SELF_CHECK_TOL = 2e-3
-
-# Module scopes inside KataGoNet (see katadeploy.model.net)
-STEM_SCOPES = ("conv_spatial", "linear_global", "meta_encoder")
-BN_NORM_SCOPES = ("pre", "mid", "normg", "post", "norm1", "norm2")
-RMS_NORM_SCOPES = ("norm",)
-HEAD_SCOPES = {"policy_head": "policy_head", "value_head": "value_head"}
-
-
-# ---------------------------------------------------------------------------------------------- node roles
-def node_scopes(name: str) -> list[str]:
-    """The module path of a node exported by torch: ``/net/blocks.3/norm/Mul`` -> ``["net", "blocks.3", "norm"]``.
-
-    Nodes renamed by later passes keep the prefix (``/net/blocks.3/Conv_..._fused``), so only the part up to the
-    last ``/`` counts."""
-    if not name.startswith("/"):
-        return []
-    return [p for p in name.split("/")[1:-1] if p]
-
-
-def node_role(name: str, op_type: str, model: ModelDesc) -> str:
-    """What a node of the exported graph belongs to, from its module scope.
-
-    One of ``stem`` (initial conv, global linear, meta encoder, mask/input arithmetic), ``norm_bn`` (folded
-    BatchNorm affine + activation + mask), ``norm_rms`` (transformer RMSNorm; the trunk-tip norm when it is an
-    RMSNorm), ``trunk_tip`` (BatchNorm trunk tip), ``attention_softmax``, ``attention_matmul`` (QK^T and
-    attention x V), ``trunk`` (everything else in the blocks), ``policy_head``, ``value_head``, or ``other``
-    (nodes without a module scope).
-    """
-    scopes = node_scopes(name)
-    if not scopes or scopes[0] != "net":
-        return "other"
-    rest = scopes[1:]
-    if not rest:
-        return "stem"  # top-level arithmetic: mask sums, stem sum
-    head = rest[0]
-    if head in STEM_SCOPES:
-        return "stem"
-    if head in HEAD_SCOPES:
-        return HEAD_SCOPES[head]
-    if head == "trunk_tip":
-        return "norm_rms" if isinstance(model.trunk.tip_norm, d.RMSNorm) else "trunk_tip"
-    if head.startswith("blocks."):
-        inner = rest[1:]
-        if any(s in RMS_NORM_SCOPES for s in inner):
-            return "norm_rms"
-        if any(s in BN_NORM_SCOPES for s in inner):
-            return "norm_bn"
-        if _is_attention_block(model, rest):
-            if op_type == "Softmax":
-                return "attention_softmax"
-            if op_type == "MatMul":
-                return "attention_matmul"
-        return "trunk"
-    return "other"
-
-
-def _is_attention_block(model: ModelDesc, rest: list[str]) -> bool:
-    blocks: Any = model.trunk.blocks
-    block: Any = None
-    for part in rest:
-        if not part.startswith("blocks."):
-            break
-        try:
-            block = blocks[int(part.split(".", 1)[1])]
-        except (ValueError, IndexError):
-            return False
-        blocks = getattr(block, "blocks", [])
-    return isinstance(block, d.AttentionBlock)
-
-
-def summarize_nodes(nodes: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
-    """``(name, op_type, role)`` triples -> ``{"count", "by_role": {role: {op: n}}, "by_op": {op: n}}``."""
-    by_role: dict[str, Counter[str]] = {}
-    by_op: Counter[str] = Counter()
-    n = 0
-    for _name, op, role in nodes:
-        by_role.setdefault(role, Counter())[op] += 1
-        by_op[op] += 1
-        n += 1
-    return {
-        "count": n,
-        "by_role": {r: dict(sorted(c.items())) for r, c in sorted(by_role.items())},
-        "by_op": dict(sorted(by_op.items())),
-    }
-
 
 # ---------------------------------------------------------------------------------------------- export + fold
 def trace_to_onnx(model: ModelDesc, path: Path, nn_x: int, nn_y: int, exact: bool) -> None:
@@ -297,13 +213,8 @@ def mask_consumers(proto: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------------- entry points
 def _save(proto: Any, path: Path) -> None:
     onnx = require("onnx", "onnx")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with staged(path) as tmp:
         onnx.save(proto, str(tmp))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_onnx(req: ExportRequest, path: Path, precision: str) -> dict[str, Any]:
@@ -332,14 +243,10 @@ def write_onnx(req: ExportRequest, path: Path, precision: str) -> dict[str, Any]
     if precision == "fp32":
         _save(proto, path)
     elif precision == "fp16":
-        from katadeploy.export.onnx_fp16 import convert_fp16
-
         fp16, extra = convert_fp16(proto, model)
         _save(fp16, path)
         details.update(extra)
     else:
-        from katadeploy.export.onnx_int8 import quantize_int8
-
         details.update(quantize_int8(req, proto, path))
     final = require("onnx", "onnx").load(str(path), load_external_data=False)
     details["nodes"] = len(final.graph.node)

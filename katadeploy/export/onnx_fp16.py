@@ -2,7 +2,7 @@
 
 Contract: :func:`convert_fp16` ``(proto, model)`` takes the folded FP32 graph from
 :func:`katadeploy.export.onnx.build_fp32` and returns ``(fp16_proto, details)``. Weights and activations become
-FP16 except for the nodes whose module role (:func:`katadeploy.export.onnx.node_role`) is in :data:`FP32_ROLES`:
+FP16 except for the nodes whose module role (:func:`katadeploy.export.node_roles.node_role`) is in :data:`FP32_ROLES`:
 every RMSNorm (the transformer norms and an RMSNorm trunk tip), the attention softmax, the policy head and the
 value head (with ownership). Inputs and outputs stay FP32; onnxconverter-common's float16 converter inserts the
 casts at the boundaries. ``details["fp16"]`` records what the written graph actually computes in FP32 — read
@@ -16,7 +16,7 @@ import warnings
 from collections import Counter
 from typing import Any
 
-from katadeploy.export.onnx import node_role, summarize_nodes
+from katadeploy.export.node_roles import node_role, summarize_nodes
 from katadeploy.extras import require
 from katadeploy.model.desc import ModelDesc
 

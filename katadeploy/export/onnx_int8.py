@@ -9,7 +9,7 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   Activation Q/DQ pairs sit on the inputs of those nodes (``options["int8_placement"] = "inputs"``, the default:
   TensorRT's recommended placement, with ~4x smaller policy errors than also quantizing outputs on the test nets)
   or on their inputs and outputs (``"inputs+outputs"``, which lets onnxruntime's CPU EP fuse some QLinearConv).
-- Kept float (by module scope, :func:`katadeploy.export.onnx.node_role`): the stem (initial conv, global linear,
+- Kept float (by module scope, :func:`katadeploy.export.node_roles.node_role`): the stem (initial conv, global linear,
   meta encoder), every norm (BatchNorm affine, RMSNorm, trunk tip), the attention softmax and the QK^T / attention
   x V matmuls, and both heads. Activations, residual adds and norms are never quantized (only the listed op types
   are); ``details["int8"]["float_nodes"]`` summarises the convolution-type nodes left in float by role.
@@ -40,16 +40,16 @@ from typing import Any
 import numpy as np
 
 from katadeploy.errors import KatadeployError
-from katadeploy.export.calibdata import CHUNK
-from katadeploy.export.calibdata import full_board as _full_board  # noqa: F401 - kept for older imports
-from katadeploy.export.calibdata import meta_rows as _meta
-from katadeploy.export.calibdata import reference_outputs as _reference
-from katadeploy.export.calibdata import subset as _subset
-from katadeploy.export.onnx import node_role, summarize_nodes
+from katadeploy.export.node_roles import node_role, summarize_nodes
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
+from katadeploy.files import staged
 from katadeploy.model.desc import ModelDesc
 from katadeploy.progress import Progress
+from katadeploy.validate.positions import ValidationSet, calibration_split
+from katadeploy.validate.scoring import calibration_scorer
+
+CHUNK = 8  # calibration positions per onnxruntime batch
 
 METHODS = ("minmax", "percentile", "entropy")
 QUANT_OPS = ("Conv", "MatMul", "Gemm")
@@ -80,9 +80,9 @@ def _ort_quant() -> Any:
 class CalibrationReader:
     """onnxruntime ``CalibrationDataReader`` over calibration positions, ``chunk`` positions per batch."""
 
-    def __init__(self, model: ModelDesc, spatial: np.ndarray, global_: np.ndarray, chunk: int = CHUNK):
-        self.spatial, self.global_, self.chunk = spatial, global_, chunk
-        self.meta = _meta(model, spatial)
+    def __init__(self, positions: ValidationSet, chunk: int = CHUNK):
+        self.spatial, self.global_, self.meta = positions.spatial, positions.global_, positions.meta
+        self.chunk = chunk
         self.pos = 0
 
     def __len__(self) -> int:
@@ -306,22 +306,13 @@ def _quantize(
     quantizer.model.save_model_to_file(str(out), False)
 
 
-def _evaluate(
-    ort: Any, path: Path, model: ModelDesc, spatial: np.ndarray, glob: np.ndarray, bar: Progress
-) -> Any:
-    from katadeploy.runtime.base import RawBatch, concat
+def _candidate(path: Path, req: ExportRequest, threads: int | None) -> Any:
+    """An onnxruntime evaluator for a candidate QDQ file (no sidecar yet), built like the final artifact's."""
+    from katadeploy.artifact import candidate_manifest
+    from katadeploy.runtime.onnx_runtime import OnnxEvaluator
 
-    sess = _session(ort, path)
-    meta = _meta(model, spatial)
-    parts = []
-    names = list(RawBatch._fields)
-    for i in range(0, len(spatial), CHUNK):
-        feed = {"spatial": spatial[i : i + CHUNK], "global": glob[i : i + CHUNK]}
-        if meta is not None:
-            feed["meta"] = meta[i : i + CHUNK]
-        parts.append(RawBatch(*(np.asarray(o, dtype=np.float32) for o in sess.run(names, feed))))
-        bar.advance(len(feed["spatial"]))
-    return concat(parts)
+    manifest = candidate_manifest(req.model, req.nn_x, req.nn_y, "onnx", "int8", path, exact=req.exact)
+    return OnnxEvaluator(path, manifest, threads=threads)
 
 
 def _methods(req: ExportRequest) -> tuple[str, ...]:
@@ -345,8 +336,6 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
     onnx = require("onnx", "onnx")
     ort = require("onnxruntime", "onnx")
     q = _ort_quant()
-    from katadeploy.validate.metrics import compare, no_result_allowed_from_global, selection_loss
-
     model = req.model
     methods = _methods(req)
     placement = str(req.options.get("int8_placement", "inputs")).lower()
@@ -357,8 +346,8 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
     n_val = int(req.options.get("val_positions", DEFAULT_VAL_POSITIONS))
     if n_calib < 1 or n_val < 1:
         raise KatadeployError("calib_positions and val_positions must be positive")
-    c_spatial, c_glob, _ = _subset(req, "calib", n_calib)
-    v_spatial, v_glob, v_legal = _subset(req, "val", n_val)
+    source = str(req.calib_path or "the calibration data")
+    calib = calibration_split(req.calib, "calib", model, exact=req.exact, limit=n_calib, source=source)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="katadeploy-int8-") as tmpdir:
         tmp = Path(tmpdir)
@@ -372,30 +361,27 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         quantize, kept, tensors = plan_nodes(pre_proto, model, quant_outputs)
         if not quantize:
             raise KatadeployError(f"{model.name}: no trunk convolution left to quantize")
-        req.log(
-            f"int8: calibrating {len(tensors)} tensors of {len(quantize)} nodes on {len(c_spatial)} positions"
-        )
-        reader = _reader_class()(model, c_spatial, c_glob)
+        req.log(f"int8: calibrating {len(tensors)} tensors of {len(quantize)} nodes on {len(calib)} positions")
+        reader = _reader_class()(calib)
         collector = collect_ranges(pre_proto, tensors, reader, methods, req.progress)
         calib_seconds = time.perf_counter() - t0
-        ref = _reference(model, req.exact, v_spatial, v_glob)
-        nra = no_result_allowed_from_global(v_glob)
+        scorer = calibration_scorer(model, req.calib, "int8", exact=req.exact, limit=n_val, source=source)
         results: dict[str, dict[str, Any]] = {}
-        req.log(f"int8: choosing among {', '.join(methods)} on {len(v_spatial)} validation positions")
-        with Progress(len(v_spatial) * len(methods), "int8 method selection", quiet=not req.progress) as bar:
+        req.log(f"int8: choosing among {', '.join(methods)} on {len(scorer)} validation positions")
+        with Progress(len(methods), "int8 method selection", quiet=not req.progress) as bar:
             for m in methods:
                 out = tmp / f"int8-{m}.onnx"
                 with contextlib.redirect_stdout(sys.stderr):
                     _quantize(pre, out, m, collector.ranges(m), quantize, tmp, quant_outputs)
-                test = _evaluate(ort, out, model, v_spatial, v_glob, bar)
-                metrics = compare(ref, test, v_legal, model, no_result_allowed=nra, on_board=v_spatial[:, 0])
+                loss, metrics = scorer.score(_candidate(out, req, req.options.get("threads")))
                 worst = metrics.worst("int8")
                 results[m] = {
-                    "loss": float(selection_loss(metrics, "int8")),
+                    "loss": float(loss),
                     "worst": {"metric": worst.metric, "stat": worst.stat, "ratio": float(worst.ratio)},
                     "passed": bool(metrics.passed("int8")),
                     "top1_agreement": float(metrics.top1),
                 }
+                bar.advance()
         best = min(methods, key=lambda m: (results[m]["loss"], results[m]["worst"]["ratio"]))
         for m in methods:
             req.log(
@@ -412,13 +398,8 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         final = onnx.load(str(tmp / f"int8-{best}.onnx"))
         tidy(final)
         onnx.checker.check_model(final)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staged = path.with_name(f".{path.name}.tmp")
-        try:
-            onnx.save(final, str(staged))
-            staged.replace(path)
-        finally:
-            staged.unlink(missing_ok=True)
+        with staged(path) as out_tmp:
+            onnx.save(final, str(out_tmp))
     return {
         "int8": {
             "quantizer": f"onnxruntime {ort.__version__} quantize_static",
@@ -431,8 +412,8 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             "float_roles": list(FLOAT_ROLES),
             "float_nodes": summarize_nodes(kept),
             "calibrated_tensors": len(tensors),
-            "calibration_positions": int(len(c_spatial)),
-            "validation_positions": int(len(v_spatial)),
+            "calibration_positions": int(len(calib)),
+            "validation_positions": int(len(scorer)),
             "methods": results,
             "method": best,
             "selection": 'katadeploy.validate.metrics.selection_loss(metrics, "int8") vs PyTorch FP32 on the '

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
 import shutil
@@ -71,12 +70,15 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, input_names, io_specs
 from katadeploy.errors import KatadeployError
-from katadeploy.export.graph import OUTPUT_NAMES, ExportNet, example_inputs, input_names, io_specs
+from katadeploy.export.graph import ExportNet, example_inputs
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
 from katadeploy.model.desc import ModelDesc
 from katadeploy.progress import Progress
+from katadeploy.validate.positions import calibration_split
+from katadeploy.validate.scoring import CandidateScorer, calibration_scorer, finite, summarize
 
 #: module-path fragments whose Convolution/MatMul ops stay float in INT8 artifacts
 FLOAT_ISLANDS = ("conv_spatial", "linear_global", "meta_encoder", "policy_head", "value_head")
@@ -156,89 +158,29 @@ def save_ir(om: Any, xml: Path, compress_to_fp16: bool) -> tuple[Path, Path]:
 
 
 # ------------------------------------------------------------------------------------------------- validation
-@dataclass
-class Validation:
-    """The validation split of the calibration data with the PyTorch FP32 outputs, and a scorer."""
-
-    vset: Any  # katadeploy.validate.positions.ValidationSet
-    reference: Any  # RawBatch
-    model: ModelDesc
-    precision: str
-    threads: int | None = None
-    batch: int = 16
-
-    def score(self, evaluator: Any) -> tuple[float, Any]:
-        """``(selection_loss, metrics)`` of ``evaluator`` against the reference."""
-        from katadeploy.validate.commands import validate_evaluator
-        from katadeploy.validate.metrics import selection_loss
-
-        metrics, _ = validate_evaluator(
-            evaluator, self.vset, self.model, reference_raw=self.reference, batch=self.batch
-        )
-        return selection_loss(metrics, self.precision), metrics
-
-    def score_model(self, om: Any, inference_precision: str = "f32") -> tuple[float, Any]:
-        from katadeploy.runtime.openvino_runtime import OpenVINOEvaluator
-
-        ev = OpenVINOEvaluator(
-            om, threads=self.threads, inference_precision=inference_precision, name="candidate",
-            throughput_batch=1 << 30,
-        )  # fmt: skip
-        try:
-            return self.score(ev)
-        finally:
-            ev.close()
-
-
-def validation_set(req: ExportRequest, calib: Any, limit: int) -> Any:
-    """The ``val`` split of ``calib`` as a :class:`~katadeploy.validate.positions.ValidationSet` (full boards
-    only for exact-board artifacts; at most ``limit`` positions, spread over the split)."""
-    from katadeploy.validate.metrics import no_result_allowed_from_global
-    from katadeploy.validate.positions import ValidationSet
-
-    val = calib.subset("val")
-    spatial = np.asarray(val.spatial, dtype=np.float32)
-    keep = np.ones(len(spatial), dtype=bool)
-    if req.exact:
-        keep = spatial[:, 0].reshape(len(spatial), -1).min(axis=1) > 0.5
-    idx = np.flatnonzero(keep)
-    if len(idx) == 0:
-        raise KatadeployError("the calibration data has no usable validation positions for this artifact")
-    if limit and len(idx) > limit:
-        idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
-    spatial = spatial[idx]
-    glob = np.asarray(val.global_, dtype=np.float32)[idx]
-    return ValidationSet(
-        "calibration validation split",
-        [f"val{i}" for i in idx],
-        spatial,
-        glob,
-        np.asarray(val.legal, dtype=bool)[idx],
-        no_result_allowed_from_global(glob),
-        _meta_rows(req.model, spatial),
+def make_scorer(req: ExportRequest, calib: Any, precision: str) -> CandidateScorer:
+    """The validation split of ``calib`` with its PyTorch FP32 outputs, scoring under ``precision``'s limits."""
+    limit = int(req.options.get("val_positions", DEFAULT_VAL_POSITIONS))
+    req.log("validation: running the PyTorch FP32 reference on the calibration data's validation split")
+    return calibration_scorer(
+        req.model, calib, precision, exact=req.exact, limit=limit or None, progress=req.progress
     )
 
 
-def _meta_rows(model: ModelDesc, spatial: np.ndarray) -> np.ndarray | None:
-    """SGF metadata rows for human-SL nets (KataGo testgpuerror's ``preaz_5k`` profile), else None."""
-    if model.meta_encoder_version <= 0:
-        return None
-    from katadeploy.go.metadata import metadata_row, profile
+def score_model(
+    scorer: CandidateScorer, om: Any, threads: int | None = None, inference_precision: str = "f32"
+) -> tuple[float, Any]:
+    """``(selection_loss, metrics)`` of the in-memory OpenVINO model ``om`` compiled at ``inference_precision``."""
+    from katadeploy.runtime.openvino_runtime import OpenVINOEvaluator
 
-    prof = profile("preaz_5k")
-    areas = spatial[:, 0].reshape(len(spatial), -1).sum(axis=1).round().astype(int)
-    return np.stack([metadata_row(prof, False, int(a)) for a in areas]).astype(np.float32)
-
-
-def make_validation(req: ExportRequest, calib: Any, precision: str) -> Validation:
-    from katadeploy.runtime.torch_runtime import TorchEvaluator
-    from katadeploy.validate.positions import evaluate
-
-    limit = int(req.options.get("val_positions", DEFAULT_VAL_POSITIONS))
-    vset = validation_set(req, calib, limit)
-    req.log(f"validation: {len(vset)} positions; running the PyTorch FP32 reference")
-    ref = evaluate(TorchEvaluator(req.model), vset, 16, label="reference torch fp32", progress=req.progress)
-    return Validation(vset, ref, req.model, precision, threads=req.options.get("threads"))
+    ev = OpenVINOEvaluator(
+        om, threads=threads, inference_precision=inference_precision, name="candidate",
+        throughput_batch=1 << 30,
+    )  # fmt: skip
+    try:
+        return scorer.score(ev)
+    finally:
+        ev.close()
 
 
 # ------------------------------------------------------------------------------------------------- int8
@@ -454,35 +396,14 @@ def int8_macs(om: Any, nn_x: int, nn_y: int) -> dict[str, float]:
 
 
 def calibration_dataset(req: ExportRequest, limit: int) -> list[dict[str, np.ndarray]]:
-    calib = req.calib.subset("calib")
-    n = len(calib.spatial)
-    if n == 0:
-        raise KatadeployError("the calibration data has no calibration positions")
-    idx = np.arange(n) if n <= limit else np.linspace(0, n - 1, limit).round().astype(int)
-    spatial = np.asarray(calib.spatial, dtype=np.float32)[idx]
-    glob = np.asarray(calib.global_, dtype=np.float32)[idx]
-    meta = _meta_rows(req.model, spatial)
+    """NNCF's calibration items: one position per item, up to ``limit`` spread over the calibration split."""
+    cs = calibration_split(req.calib, "calib", req.model, limit=limit)
     names = input_names(req.model)
     items = []
-    for i in range(len(idx)):
-        arrays = [spatial[i : i + 1], glob[i : i + 1]] + ([] if meta is None else [meta[i : i + 1]])
+    for i in range(len(cs)):
+        arrays = [cs.spatial[i : i + 1], cs.global_[i : i + 1]] + ([] if cs.meta is None else [cs.meta[i : i + 1]])
         items.append(dict(zip(names, arrays)))
     return items
-
-
-def _summary(metrics: Any, precision: str) -> dict[str, Any]:
-    worst = metrics.worst(precision)
-    return {
-        "passed": bool(metrics.passed(precision)),
-        "worst": {"metric": worst.metric, "stat": worst.stat, "ratio": _finite(worst.ratio)},
-        "p99": {m: _finite(metrics.stats[m]["p99"]) for m in metrics.metrics},
-        "max": {m: _finite(metrics.stats[m]["max"]) for m in metrics.metrics},
-        "top1": metrics.top1,
-    }
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
@@ -500,7 +421,8 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
     if unknown:
         raise KatadeployError(f"unknown openvino-int8 recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
     dataset = calibration_dataset(req, int(req.options.get("calib_positions", DEFAULT_CALIB_POSITIONS)))
-    val = make_validation(req, req.calib, "int8")
+    val = make_scorer(req, req.calib, "int8")
+    threads = req.options.get("threads")
     _, quantized_names = ignored_names(om)
     record: dict[str, Any] = {
         "quantizer": f"nncf {_nncf().__version__} nncf.quantize",
@@ -510,7 +432,7 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
         "quantizable_layers": len(quantized_names),
         "overflow_fix": "disable",
         "calibration_positions": len(dataset),
-        "validation_positions": len(val.vset),
+        "validation_positions": len(val),
         "candidates": [],
     }
     best: tuple[float, str, Any, Any] | None = None
@@ -523,12 +445,12 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
         q = quantize(om, recipe, dataset, transformer, quiet)
         guarded = q.clone()
         guards = guard_fanout(guarded)
-        loss, metrics = val.score_model(guarded)
+        loss, metrics = score_model(val, guarded, threads)
         entry = {
             "recipe": name,
             **{k: v for k, v in vars(recipe).items() if k != "name"},
-            "loss": _finite(loss),
-            **_summary(metrics, "int8"),
+            "loss": finite(loss),
+            **summarize(metrics, "int8"),
             "seconds": round(time.perf_counter() - t, 1),
         }
         record["candidates"].append(entry)
@@ -542,7 +464,7 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
         raise KatadeployError("no openvino-int8 recipe applies to this net")
     loss, name, q, metrics = best
     record["chosen"] = name
-    record["full_int8"] = _summary(metrics, "int8")
+    record["full_int8"] = summarize(metrics, "int8")
     restored: list[int] = []
     if not metrics.passed("int8") and req.options.get("mixed_precision", True):
         restored, q, metrics, search = _mixed_precision(req, q, val, float_weights(om))
@@ -551,7 +473,7 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
     record["fanout_guards"] = guard_fanout(final)
     record["float_blocks"] = sorted(restored)
     record["macs_per_position"] = int8_macs(final, req.nn_x, req.nn_y)
-    record["validation"] = _summary(metrics, "int8")
+    record["validation"] = summarize(metrics, "int8")
     record["seconds"] = round(time.perf_counter() - t0, 1)
     verdict = "meets" if metrics.passed("int8") else "MISSES"
     req.log(
@@ -569,7 +491,7 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _mixed_precision(
-    req: ExportRequest, q: Any, val: Validation, weights: dict[str, Any]
+    req: ExportRequest, q: Any, val: CandidateScorer, weights: dict[str, Any]
 ) -> tuple[list[int], Any, Any, dict[str, Any]]:
     """Return trunk blocks to FP32, most sensitive first, until ``val`` passes the FP16 limits (bisection on the
     number of blocks). Returns ``(blocks, model, metrics, record)``."""
@@ -595,7 +517,7 @@ def _mixed_precision(
         if key not in cache:
             g = build(blocks)
             guard_fanout(g)
-            cache[key] = val.score_model(g)
+            cache[key] = score_model(val, g, req.options.get("threads"))
         return cache[key]
 
     req.log(f"int8 misses the FP16 limits; ranking {len(present)} trunk blocks by sensitivity")
@@ -612,7 +534,7 @@ def _mixed_precision(
         mid = (lo + hi) // 2
         loss, metrics = trial(set(order[:mid]))
         steps.append(
-            {"float_blocks": mid, "loss": _finite(loss), "worst_ratio": _finite(metrics.worst("int8").ratio)}
+            {"float_blocks": mid, "loss": finite(loss), "worst_ratio": finite(metrics.worst("int8").ratio)}
         )
         req.log(f"  {mid} blocks FP32: worst {metrics.worst('int8').ratio:.3g}x the limit")
         if metrics.passed("int8"):
@@ -624,7 +546,7 @@ def _mixed_precision(
     model = build(chosen)
     record = {
         "order": "blocks returned to FP32 in increasing order of the worst-limit ratio when that block alone is FP32",
-        "block_worst_ratio_when_float": {str(b): _finite(sensitivity[b]) for b in present},
+        "block_worst_ratio_when_float": {str(b): finite(sensitivity[b]) for b in present},
         "trunk_blocks": n_blocks,
         "steps": steps,
         "passed": bool(metrics.passed("int8")),
@@ -649,9 +571,9 @@ def choose_fp16_precision(req: ExportRequest, om: Any) -> tuple[str, dict[str, A
 
         calib = C.load_calibration(C.default_calibration_path(req.nn_x, progress=req.progress))
         C.check_compatible(calib, req.model, req.nn_x, req.nn_y)
-    val = make_validation(req, calib, "fp16")
-    loss, metrics = val.score_model(om, "bf16")
-    summary = {"checked": True, "loss": _finite(loss), **_summary(metrics, "fp16")}
+    val = make_scorer(req, calib, "fp16")
+    loss, metrics = score_model(val, om, req.options.get("threads"), "bf16")
+    summary = {"checked": True, "loss": finite(loss), **summarize(metrics, "fp16")}
     choice = "bf16" if metrics.passed("fp16") else "f32"
     req.log(
         f"fp16: bf16 execution {'meets' if choice == 'bf16' else 'misses'} KataGo's FP16 limits "
@@ -722,11 +644,12 @@ def runtime_report(compiled: Any, names: bool = True) -> dict[str, Any]:
 
 def int8_report(path: str | Path, threads: int | None = None) -> dict[str, Any]:
     """:func:`runtime_report` of an exported OpenVINO artifact, compiled as its runtime compiles it."""
-    from katadeploy.export.manifest import artifact_file, read_manifest
+    from katadeploy.artifact import artifact_file, read_manifest
+    from katadeploy.runtime.base import LoadRequest
     from katadeploy.runtime.openvino_runtime import load
 
     manifest = read_manifest(path)
-    ev = load(artifact_file(manifest, path), manifest, threads=threads)
+    ev = load(LoadRequest(artifact_file(manifest, path), manifest, threads=threads))
     report = runtime_report(ev.compiled("LATENCY"))
     report["inference_precision"] = ev.precision
     report["target"] = manifest.target

@@ -1,6 +1,7 @@
 """What an exporter is asked to build, and the one entry point that builds it.
 
-Contract: :func:`export_artifact` resolves the net (name, path or URL), checks the target, loads calibration data
+Contract: :func:`export_artifact` takes the net as a :class:`~katadeploy.model.source.Net` (resolved, parsed
+and hashed once by the caller) or a spec it opens (name, path or URL), checks the target, loads calibration data
 for targets that need it (``--calib`` or, when absent, the default calibration built from the bundled games),
 and calls ``katadeploy.export.<target.module>.export(request)``. Every exporter receives an :class:`ExportRequest`,
 writes exactly one artifact at :meth:`ExportRequest.artifact_path` and its sidecar manifest (built with
@@ -11,15 +12,16 @@ a temporary name and move it into place.
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from katadeploy.artifact import ArtifactManifest, TensorSpec, write_manifest
 from katadeploy.errors import KatadeployError
-from katadeploy.export.manifest import ArtifactManifest, TensorSpec, write_manifest
 from katadeploy.export.targets import Target, get_target
 from katadeploy.model.desc import ModelDesc
+from katadeploy.model.source import Net, open_net
+from katadeploy.progress import log
 
 
 @dataclass
@@ -48,8 +50,7 @@ class ExportRequest:
         return self.out_dir / (self.stem + (extension or self.target.extension))
 
     def log(self, msg: str) -> None:
-        if self.progress:
-            print(f"katadeploy: {msg}", file=sys.stderr, flush=True)
+        log(msg, self.progress)
 
     def manifest(
         self,
@@ -104,7 +105,7 @@ def _exporter(t: Target):
 
 
 def load_request(
-    model_spec: str | Path | None,
+    model_spec: str | Path | Net | None,
     target: str,
     out_dir: str | Path,
     *,
@@ -115,18 +116,14 @@ def load_request(
     progress: bool = True,
     options: dict[str, Any] | None = None,
 ) -> ExportRequest:
-    from katadeploy.hashing import sha256_file
-    from katadeploy.model.format import load_model
-    from katadeploy.model.hub import resolve_model
-
     t = get_target(target)
     if not 2 <= nn_size <= 37:
         raise KatadeployError("--nn-size must be between 2 and 37")
     if batch < 1:
         raise KatadeployError("--batch must be positive")
     _exporter(t)  # fail early on a missing exporter
-    path = resolve_model(model_spec, quiet=not progress)
-    model = load_model(path)
+    net = open_net(model_spec, quiet=not progress)
+    model = net.model
     if model.num_input_channels != 22 or model.num_input_global_channels != 19:
         raise KatadeployError(
             f"{model.name} (model v{model.version}) does not use the v7 inputs; katadeploy exports model v8-17 nets"
@@ -144,8 +141,8 @@ def load_request(
     out.mkdir(parents=True, exist_ok=True)
     return ExportRequest(
         model=model,
-        model_path=path,
-        model_sha256=sha256_file(path),
+        model_path=net.path,
+        model_sha256=net.sha256,
         target=t,
         out_dir=out,
         nn_x=nn_size,
@@ -159,6 +156,6 @@ def load_request(
     )
 
 
-def export_artifact(model_spec: str | Path | None, target: str, out_dir: str | Path, **kwargs: Any) -> Path:
+def export_artifact(model_spec: str | Path | Net | None, target: str, out_dir: str | Path, **kwargs: Any) -> Path:
     req = load_request(model_spec, target, out_dir, **kwargs)
     return _exporter(req.target).export(req)

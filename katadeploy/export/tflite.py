@@ -55,11 +55,15 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, input_names, io_specs
 from katadeploy.errors import KatadeployError
-from katadeploy.export.graph import OUTPUT_NAMES, ExportNet, example_inputs, input_names, io_specs
+from katadeploy.export.graph import ExportNet, example_inputs
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
+from katadeploy.files import staged
 from katadeploy.model.desc import ModelDesc
+from katadeploy.validate.positions import ValidationSet, calibration_split
+from katadeploy.validate.scoring import calibration_scorer
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SIGNATURE_KEY = "serving_default"
@@ -254,15 +258,14 @@ def _quantizer(fp32: Path, scope: str) -> Any:
 
 
 def _feeds(
-    model: ModelDesc, spatial: np.ndarray, glob: np.ndarray, mapping: dict[str, dict[str, str]], batch: int
+    positions: ValidationSet, mapping: dict[str, dict[str, str]], batch: int
 ) -> list[dict[str, np.ndarray]]:
     """Signature feeds of exactly ``batch`` rows (the last one padded) for ai-edge-quantizer's calibration."""
-    from katadeploy.export.calibdata import meta_rows as _meta
-
-    meta = _meta(model, spatial)
-    ours = {"spatial": spatial, "global": glob, **({"meta": meta} if meta is not None else {})}
+    ours = {"spatial": positions.spatial, "global": positions.global_}
+    if positions.meta is not None:
+        ours["meta"] = positions.meta
     out = []
-    for i in range(0, len(spatial), batch):
+    for i in range(0, len(positions), batch):
         chunk = {k: v[i : i + batch] for k, v in ours.items()}
         k = len(chunk["spatial"])
         if k < batch:
@@ -275,31 +278,32 @@ def _feeds(
 def validate_int8(
     req: ExportRequest, data: bytes, mapping: dict[str, dict[str, str]], n_val: int
 ) -> dict[str, Any] | None:
-    """KataGo ``testgpuerror`` statistics of the INT8 model against PyTorch FP32 on validation positions."""
+    """KataGo ``testgpuerror`` statistics of the INT8 model against PyTorch FP32 on validation positions, run
+    through the LiteRT evaluator exactly as the final artifact will be."""
     if n_val == 0:
         return None
-    from katadeploy.export.calibdata import meta_rows as _meta
-    from katadeploy.export.calibdata import reference_outputs as _reference
-    from katadeploy.export.calibdata import subset as _subset
-    from katadeploy.runtime.base import RawBatch
-    from katadeploy.validate.metrics import compare, no_result_allowed_from_global
+    from katadeploy.artifact import candidate_manifest
+    from katadeploy.runtime.litert_runtime import LiteRTEvaluator
 
-    model = req.model
-    spatial, glob, legal = _subset(req, "val", n_val)
-    req.log(f"int8: checking against PyTorch FP32 on {len(spatial)} validation positions")
-    ref = _reference(model, req.exact, spatial, glob)
-    meta = _meta(model, spatial)
-    feeds = {"spatial": spatial, "global": glob, **({"meta": meta} if meta is not None else {})}
-    test = RawBatch(*run_signature(data, mapping, req.batch, feeds))
-    metrics = compare(ref, test, legal, model, no_result_allowed=no_result_allowed_from_global(glob),
-                      on_board=spatial[:, 0])  # fmt: skip
+    scorer = calibration_scorer(
+        req.model, req.calib, "int8", exact=req.exact, limit=n_val, source=str(req.calib_path or "calibration")
+    )
+    req.log(f"int8: checking against PyTorch FP32 on {len(scorer)} validation positions")
+    with tempfile.TemporaryDirectory(prefix="katadeploy-tflite-") as tmpdir:
+        path = Path(tmpdir) / "candidate.tflite"
+        path.write_bytes(data)
+        manifest = candidate_manifest(
+            req.model, req.nn_x, req.nn_y, "tflite", "int8", path, exact=req.exact, batch=req.batch
+        )
+        manifest.details["signature"] = mapping
+        _, metrics = scorer.score(LiteRTEvaluator(path, manifest))
     worst = metrics.worst("int8")
     req.log(
         f"int8: worst {worst.metric} {worst.stat} at {worst.ratio:.2f}x KataGo's FP16 limit"
         + ("" if metrics.passed("int8") else " -- WARNING: misses KataGo's FP16 error limits")
     )
     return {
-        "positions": len(spatial),
+        "positions": len(scorer),
         "passed": bool(metrics.passed("int8")),
         "worst": {"metric": worst.metric, "stat": worst.stat, "ratio": float(worst.ratio)},
         "top1_agreement": float(metrics.top1),
@@ -316,8 +320,6 @@ def quantize_int8(
     require("ai_edge_quantizer", "tflite", "ai-edge-quantizer")
     from ai_edge_quantizer.calibrator import CalibrationMode
 
-    from katadeploy.export.calibdata import subset as _subset
-
     model: ModelDesc = req.model
     blocks = parse_blocks(req.options.get("int8_blocks"), len(model.trunk.blocks))
     scope = block_scope(blocks)
@@ -328,13 +330,15 @@ def quantize_int8(
     mode = str(req.options.get("calibration_mode", "profiler")).lower()
     if mode not in CALIBRATION_MODES:
         raise KatadeployError(f"unknown calibration_mode {mode!r}; use {' or '.join(CALIBRATION_MODES)}")
-    spatial, glob, _ = _subset(req, "calib", n_calib)
+    calib = calibration_split(
+        req.calib, "calib", model, exact=req.exact, limit=n_calib, source=str(req.calib_path or "calibration")
+    )
     t0 = time.perf_counter()
     qt = _quantizer(fp32, scope)
-    req.log(f"int8: calibrating trunk blocks {_span(blocks)} on {len(spatial)} positions")
+    req.log(f"int8: calibrating trunk blocks {_span(blocks)} on {len(calib)} positions")
     with _quiet(req.progress):
         qsvs = qt.calibrate(
-            {SIGNATURE_KEY: _feeds(model, spatial, glob, mapping, req.batch)},
+            {SIGNATURE_KEY: _feeds(calib, mapping, req.batch)},
             num_threads=max(1, min(4, os.cpu_count() or 1)),
             mode=CALIBRATION_MODES[mode](CalibrationMode),
         )
@@ -355,7 +359,7 @@ def quantize_int8(
             "scope_regex": scope,
             "float": FLOAT_PARTS,
             "calibration_mode": mode,
-            "calibration_positions": len(spatial),
+            "calibration_positions": len(calib),
             "calibration_seconds": round(calib_seconds, 1),
             "validation": validate_int8(req, data, mapping, n_val),
             "quantize_ops": ops.get("QUANTIZE", 0),
@@ -395,13 +399,11 @@ def export(req: ExportRequest) -> Path:
         else:
             data, extra = quantize_int8(req, fp32, mapping)
             details.update(extra)
-        staged = Path(tmpdir) / "artifact.tflite"
-        staged.write_bytes(data)
-        details["ops"] = op_histogram(staged)
-        details["tensor_dtypes"] = tensor_dtypes(staged)
-        details["export_seconds"] = round(time.perf_counter() - t0, 1)
-        path.unlink(missing_ok=True)
-        os.replace(staged, path)
+        with staged(path) as tmp:
+            tmp.write_bytes(data)
+            details["ops"] = op_histogram(tmp)
+            details["tensor_dtypes"] = tensor_dtypes(tmp)
+            details["export_seconds"] = round(time.perf_counter() - t0, 1)
     ins, outs = io_specs(req.model, req.nn_x, req.nn_y, req.batch)
     manifest = req.manifest(path, ins, outs, batch={"fixed": req.batch}, details=details)
     req.log(f"tflite: wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {details['export_seconds']} s)")

@@ -97,7 +97,8 @@ _M32 = (1 << 32) - 1
 
 
 def get_opp(pla: int) -> int:
-    """The other player (also maps ``C_EMPTY <-> C_WALL``, as KataGo's ``c ^ 3``)."""
+    """The other player, as KataGo's ``getOpp``: ``c ^ 3`` (``== 3 - c`` for every colour), so it also maps
+    ``C_EMPTY <-> C_WALL``. The one definition in katadeploy (``go.history`` and ``go.features`` use it)."""
     return pla ^ 3
 
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from katadeploy.go import board as B
-from katadeploy.go.history import BoardHistory, get_opp
+from katadeploy.go.board import get_opp
+from katadeploy.go.history import BoardHistory
 from katadeploy.go.rules import (
     KO_POSITIONAL,
     KO_SIMPLE,

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from katadeploy.go import board as B
+from katadeploy.go.board import get_opp
 from katadeploy.go.rules import (
     KO_POSITIONAL,
     KO_SIMPLE,
@@ -64,10 +65,6 @@ def _ko_mark_hash(loc: int) -> int:
     """KataGo folds both colours' ko-mark hashes together for a ko-recapture block."""
     row = B.ZOBRIST_KO_MARK_HASH[loc]
     return row[C_BLACK] ^ row[C_WHITE]
-
-
-def get_opp(pla: int) -> int:
-    return C_WHITE if pla == C_BLACK else (C_BLACK if pla == C_WHITE else C_EMPTY)
 
 
 def _on_board_locs(board: B.Board) -> list[int]:

@@ -292,6 +292,14 @@ def load_positions(path: str | Path, max_board_size: int = 19, *, strict: bool =
         raise PositionError(f"cannot read positions file {str(p)!r}: {e.strerror}") from None
     except UnicodeDecodeError:
         raise PositionError(f"positions file {str(p)!r} is not UTF-8 text") from None
+    return parse_positions(text, p.name, max_board_size, strict=strict)
+
+
+def parse_positions(
+    text: str, source: str, max_board_size: int = 19, *, strict: bool = True
+) -> list[GameState]:
+    """Parse JSONL query text (blank lines skipped); a bad line raises :class:`PositionError` naming ``source``
+    and the line."""
     out: list[GameState] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -299,6 +307,6 @@ def load_positions(path: str | Path, max_board_size: int = 19, *, strict: bool =
         try:
             query = json.loads(line)
         except json.JSONDecodeError as e:
-            raise PositionError(f"{p.name} line {lineno}: invalid JSON ({e.msg})") from None
+            raise PositionError(f"{source} line {lineno}: invalid JSON ({e.msg})") from None
         out.append(position_from_query(query, max_board_size, strict=strict))
     return out

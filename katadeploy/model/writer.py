@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from katadeploy.errors import KatadeployError
+from katadeploy.files import atomic_write_bytes
 from katadeploy.model import desc as d
 
 
@@ -194,7 +195,4 @@ def save_model(model: d.ModelDesc, path: str | os.PathLike) -> Path:
     data = model_to_bytes(model, binary)
     if lower.endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, p)
-    return p
+    return atomic_write_bytes(p, data)

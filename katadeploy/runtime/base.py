@@ -5,16 +5,20 @@ and optionally ``meta [N, 192]``, float32 numpy arrays — to :class:`RawBatch`,
 float32 numpy arrays from the side to move's perspective (no post-processing). ``output_scale`` is 1 unless the
 artifact bakes in KataGo's GPU scale-8 trick. Evaluators accept any batch size: artifacts with a fixed batch
 split and pad with :func:`evaluate_in_chunks`. :func:`check_inputs` holds the inputs against an artifact
-manifest's input specs, with one wording of the error for every runtime.
+manifest's input specs, with one wording of the error for every runtime; :func:`evaluate_checked` is both steps
+for fixed-batch artifacts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES
 from katadeploy.errors import KatadeployError
 
 
@@ -24,6 +28,24 @@ class RawBatch(NamedTuple):
     value: np.ndarray  # [N, 3]
     score: np.ndarray  # [N, S]
     ownership: np.ndarray  # [N, 1, H, W]
+
+
+# RawBatch's fields are the artifact output names, in order (the one definition is katadeploy.artifact)
+if RawBatch._fields != OUTPUT_NAMES:  # pragma: no cover - a broken edit, caught on import
+    raise ImportError(f"RawBatch fields {RawBatch._fields} differ from the artifact outputs {OUTPUT_NAMES}")
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What :func:`katadeploy.runtime.loader.open_evaluator` hands a runtime module's ``load(req)``: the artifact
+    file, its manifest (already checked to be of the module's format), the device and thread count asked for
+    (None: the runtime's default) and runtime-specific options."""
+
+    path: Path
+    manifest: Any  # katadeploy.artifact.ArtifactManifest
+    device: str | None = None
+    threads: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Evaluator(Protocol):
@@ -43,7 +65,7 @@ def check_inputs(
     meta: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """The inputs as contiguous float32 arrays in the order of ``specs`` (the manifest's input
-    :class:`~katadeploy.export.manifest.TensorSpec` list, named ``spatial``, ``global`` and for human-SL nets
+    :class:`~katadeploy.artifact.TensorSpec` list, named ``spatial``, ``global`` and for human-SL nets
     ``meta``). Every non-batch dimension must match its spec and every input must have the spatial batch's rows;
     a human-SL artifact called without ``meta`` is an error (``meta`` for an artifact without it is ignored).
     Raises :class:`~katadeploy.errors.KatadeployError` naming ``label``."""
@@ -109,3 +131,18 @@ def evaluate_in_chunks(
         )
         parts.append(RawBatch(*(a[:k] for a in out)))
     return concat(parts)
+
+
+def evaluate_checked(
+    label: str,
+    specs: Sequence[Any],
+    run: Callable[[np.ndarray, np.ndarray, np.ndarray | None], RawBatch],
+    chunk: int,
+    spatial: np.ndarray,
+    global_: np.ndarray,
+    meta: np.ndarray | None = None,
+) -> RawBatch:
+    """:func:`check_inputs` then :func:`evaluate_in_chunks` (padded): the whole ``evaluate`` of a fixed-batch
+    artifact whose runner takes ``chunk`` rows."""
+    arrays = check_inputs(label, specs, spatial, global_, meta)
+    return evaluate_in_chunks(run, chunk, arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None)

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, ArtifactManifest
 from katadeploy.errors import KatadeployError
-from katadeploy.export.graph import OUTPUT_NAMES
-from katadeploy.export.manifest import ArtifactManifest
 from katadeploy.extras import require
-from katadeploy.runtime.base import RawBatch, check_inputs, evaluate_in_chunks
+from katadeploy.runtime.base import LoadRequest, RawBatch, evaluate_checked
 
 UNVERIFIED_NOTE = (
     "structural check only: Core ML cannot run on this OS, so these are facts about the file, "
@@ -167,20 +166,13 @@ class CoreMLEvaluator:
         return RawBatch(*(np.asarray(out[name], dtype=np.float32) for name in OUTPUT_NAMES))
 
     def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:
-        arrays = check_inputs(str(self.path), self.manifest.inputs, spatial, global_, meta)
-        spatial, global_, meta = arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None
-        return evaluate_in_chunks(self._run, self.batch, spatial, global_, meta)
+        return evaluate_checked(
+            str(self.path), self.manifest.inputs, self._run, self.batch, spatial, global_, meta
+        )
 
 
-def load(
-    path: str | Path,
-    manifest: ArtifactManifest,
-    device: str | None = None,
-    threads: int | None = None,
-    **opts: Any,
-) -> CoreMLEvaluator:
-    if manifest.format != "coreml":
-        raise KatadeployError(f"{Path(path).name} is a {manifest.format} artifact, not Core ML")
+def load(req: LoadRequest) -> CoreMLEvaluator:
+    path, manifest, device = req.path, req.manifest, req.device
     if sys.platform != "darwin":
         raise KatadeployError(
             f"{Path(path).name}: Core ML predictions need macOS (this is {sys.platform}); on this machine "

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, ArtifactManifest
 from katadeploy.errors import KatadeployError
-from katadeploy.export.graph import OUTPUT_NAMES
-from katadeploy.export.manifest import ArtifactManifest
 from katadeploy.extras import require
-from katadeploy.runtime.base import RawBatch, check_inputs, evaluate_in_chunks
+from katadeploy.runtime.base import LoadRequest, RawBatch, evaluate_checked
 
 DEFAULT_THREADS = 2
 SIGNATURE_KEY = "serving_default"
@@ -105,20 +104,13 @@ class LiteRTEvaluator:
         return RawBatch(*(np.asarray(out[self._outputs[n]], dtype=np.float32) for n in OUTPUT_NAMES))
 
     def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:
-        arrays = check_inputs(str(self.path), self.manifest.inputs, spatial, global_, meta)
-        spatial, global_, meta = arrays[0], arrays[1], arrays[2] if len(arrays) > 2 else None
-        return evaluate_in_chunks(self._run, self.batch, spatial, global_, meta)
+        return evaluate_checked(
+            str(self.path), self.manifest.inputs, self._run, self.batch, spatial, global_, meta
+        )
 
 
-def load(
-    path: str | Path,
-    manifest: ArtifactManifest,
-    device: str | None = None,
-    threads: int | None = None,
-    **opts: Any,
-) -> LiteRTEvaluator:
-    if manifest.format != "tflite":
-        raise KatadeployError(f"{Path(path).name} is a {manifest.format} artifact, not TFLite")
+def load(req: LoadRequest) -> LiteRTEvaluator:
+    path, manifest, device, threads, opts = req.path, req.manifest, req.device, req.threads, req.options
     if device not in (None, "cpu"):
         raise KatadeployError(
             f"tflite artifacts run on the CPU (LiteRT + XNNPACK); device {device!r} is not supported"

@@ -2,7 +2,7 @@
 
 Contract: :func:`open_evaluator` accepts ``"torch"`` (the FP32 reference; needs ``model``) or the path of an
 exported artifact. For an artifact it reads the sidecar manifest, refuses an artifact built from a different net
-than ``model_sha256`` (when given), and hands over to ``katadeploy.runtime.<module>.load(path, manifest, ...)``
+than ``model_sha256`` (when given), and hands over to ``katadeploy.runtime.<module>.load(LoadRequest)``
 for the artifact's format (:data:`RUNTIME_MODULES`). Each such ``load`` returns an
 :class:`~katadeploy.runtime.base.Evaluator` with a ``manifest`` attribute; a missing optional package raises
 :class:`~katadeploy.errors.MissingExtraError` naming the extra.
@@ -14,10 +14,10 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from katadeploy.artifact import ArtifactManifest, artifact_file, check_source, read_manifest
 from katadeploy.errors import KatadeployError
-from katadeploy.export.manifest import ArtifactManifest, artifact_file, check_source, read_manifest
 from katadeploy.model.desc import ModelDesc
-from katadeploy.runtime.base import Evaluator
+from katadeploy.runtime.base import Evaluator, LoadRequest
 
 RUNTIME_MODULES: dict[str, str] = {
     "onnx": "katadeploy.runtime.onnx_runtime",
@@ -66,4 +66,4 @@ def open_evaluator(
         raise
     if not path.exists():
         raise KatadeployError(f"{path}: artifact named by its manifest is missing")
-    return module.load(path, manifest, device=device, threads=threads, **options)
+    return module.load(LoadRequest(path, manifest, device, threads, dict(options)))

@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, ArtifactManifest
 from katadeploy.errors import KatadeployError
-from katadeploy.export.manifest import ArtifactManifest
 from katadeploy.extras import require
-from katadeploy.runtime.base import RawBatch, check_inputs
+from katadeploy.runtime.base import LoadRequest, RawBatch, check_inputs
 
-OUTPUT_NAMES = list(RawBatch._fields)  # the ONNX output names too
 GPU_HINT = (
     "pip uninstall onnxruntime && pip install onnxruntime-gpu (it provides the CUDA and TensorRT execution "
     "providers; the CPU-only onnxruntime package has neither)"
@@ -155,17 +154,10 @@ class OnnxEvaluator:
         feed = dict(zip(self.input_names, arrays))
         if len(feed["spatial"]) == 0:
             raise ValueError("empty batch")
-        out = self.session.run(OUTPUT_NAMES, feed)
+        out = self.session.run(list(OUTPUT_NAMES), feed)
         return RawBatch(*(np.asarray(o, dtype=np.float32) for o in out))
 
 
-def load(
-    path: str | Path,
-    manifest: ArtifactManifest,
-    device: str | None = None,
-    threads: int | None = None,
-    **opts: Any,
-) -> OnnxEvaluator:
-    if manifest.format != "onnx":
-        raise KatadeployError(f"{Path(path).name} is a {manifest.format} artifact, not ONNX")
+def load(req: LoadRequest) -> OnnxEvaluator:
+    path, manifest, device, threads, opts = req.path, req.manifest, req.device, req.threads, req.options
     return OnnxEvaluator(path, manifest, device=device, threads=threads, **opts)

@@ -33,12 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, ArtifactManifest
 from katadeploy.errors import KatadeployError
-from katadeploy.export.manifest import ArtifactManifest
 from katadeploy.extras import require
-from katadeploy.runtime.base import RawBatch, check_inputs, concat
+from katadeploy.runtime.base import LoadRequest, RawBatch, check_inputs, concat
 
-OUTPUT_NAMES = list(RawBatch._fields)
 PRECISION_HINTS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
 THROUGHPUT_BATCH = 16
 _SUPPORTED_ARCH = ("x86_64", "amd64", "i686", "x86", "aarch64", "arm64")
@@ -264,13 +263,8 @@ def _collect(request: Any, userdata: tuple[list[Any], list[BaseException], int])
         errors.append(exc)
 
 
-def load(
-    path: str | Path,
-    manifest: ArtifactManifest,
-    device: str | None = None,
-    threads: int | None = None,
-    **opts: Any,
-) -> OpenVINOEvaluator:
+def load(req: LoadRequest) -> OpenVINOEvaluator:
+    path, manifest, device, threads, opts = req.path, req.manifest, req.device, req.threads, req.options
     ov = openvino()
     path = Path(path)
     if path.suffix != ".xml":

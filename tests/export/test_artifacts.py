@@ -8,15 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from katadeploy.cli import main
-from katadeploy.errors import KatadeployError, MissingExtraError
-from katadeploy.export.manifest import (
+from katadeploy.artifact import (
     ArtifactManifest,
     TensorSpec,
     check_source,
     read_manifest,
     write_manifest,
 )
+from katadeploy.cli import main
+from katadeploy.errors import KatadeployError, MissingExtraError
 from katadeploy.export.targets import TARGETS, get_target
 from katadeploy.extras import require
 from katadeploy.runtime.base import RawBatch, evaluate_in_chunks
@@ -146,7 +146,7 @@ def test_export_cli_bad_input(tmp_path, capsys):
 
 
 def test_check_inputs_holds_arrays_against_the_manifest_specs():
-    from katadeploy.export.manifest import TensorSpec
+    from katadeploy.artifact import TensorSpec
     from katadeploy.runtime.base import check_inputs
 
     specs = [

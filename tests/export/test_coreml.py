@@ -21,9 +21,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from katadeploy.artifact import read_manifest
 from katadeploy.errors import KatadeployError
 from katadeploy.export import coreml as C
-from katadeploy.export.manifest import read_manifest
 from katadeploy.export.request import export_artifact
 from katadeploy.model.format import load_model
 from katadeploy.model.synthetic import random_model
@@ -31,33 +31,22 @@ from katadeploy.model.writer import save_model
 from katadeploy.runtime.coreml_runtime import inspect_mlpackage
 from katadeploy.runtime.loader import open_evaluator
 from tests.conftest import real_net_path, small_net_path
+from tests.export.artifacts import (
+    RESNET,
+    TRANSFORMER,
+    artifact_builder,
+)
 
 pytest.importorskip("coremltools")
 
-RESNET = "g170-b6c96-s175395328-d26788732"
-TRANSFORMER = "b7c96h6kv3qk32v16tflrs-fson-bnh"
 OUTPUTS = ["policy", "policy_pass", "value", "score", "ownership"]
-
-_CACHE: dict[tuple, Path] = {}
-
-
-@pytest.fixture(scope="module")
-def out_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("coreml")
+artifact = artifact_builder()
 
 
 @pytest.fixture(scope="module")
 def mish_net(tmp_path_factory) -> Path:
     model = random_model(14, "ordinary,gpool,nested(ordinary,ordinary)", 32, seed=3, name="synthetic-mish")
     return save_model(model, tmp_path_factory.mktemp("mishnet") / "synthetic-mish.bin.gz")
-
-
-def artifact(out_dir: Path, net: Path, target: str, **options) -> Path:
-    key = (str(net), target, tuple(sorted(options.items())))
-    if key not in _CACHE:
-        sub = out_dir / "-".join(f"{k}{v}" for k, v in sorted(options.items())) if options else out_dir
-        _CACHE[key] = export_artifact(net, target, sub, progress=False, options=options or None)
-    return _CACHE[key]
 
 
 def details(path: Path) -> dict:

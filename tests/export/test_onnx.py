@@ -18,9 +18,10 @@ import numpy as np
 import onnx
 import pytest
 
+from katadeploy.artifact import read_manifest
 from katadeploy.errors import KatadeployError
+from katadeploy.export import node_roles as R
 from katadeploy.export import onnx as X
-from katadeploy.export.manifest import read_manifest
 from katadeploy.export.onnx_fp16 import FP32_ROLES, float_types
 from katadeploy.export.request import export_artifact
 from katadeploy.go.position import load_positions
@@ -29,41 +30,24 @@ from katadeploy.model.format import load_model
 from katadeploy.runtime.loader import open_evaluator
 from katadeploy.runtime.rawnn import raw_nn
 from katadeploy.runtime.torch_runtime import TorchEvaluator
-from katadeploy.validate.metrics import compare
 from katadeploy.validate.positions import load_validation_set
-from tests.conftest import SHARED, SMALL_NETS, load_golden, small_net_path
+from tests.conftest import load_golden, small_net_path
+from tests.export.artifacts import (
+    NETS,
+    POSITIONS,
+    RESNET,
+    artifact_builder,
+    assert_full_boards_match_katago,
+    int8_known_failure,
+    open_for,
+    oracle_metrics,
+)
 from tests.golden_check import GATES, assert_within_gates, golden_errors
 
-POSITIONS = SHARED / "oracle" / "positions.jsonl"
 # the acceptance gates of tests/model/test_oracle.py (goldens are printed to ~6 decimals)
-NETS = sorted(SMALL_NETS)
-RESNET = "g170-b6c96-s175395328-d26788732"
 #: INT8 calibration kept small so the suite stays quick (the artifact is then judged on the oracle positions)
 INT8_OPTIONS = {"calib_positions": 64, "val_positions": 32}
-
-
-@pytest.fixture(scope="module")
-def out_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("onnx")
-
-
-_CACHE: dict[tuple, Path] = {}
-
-
-def artifact(out_dir: Path, stem: str, target: str, exact: bool = False) -> Path:
-    key = (stem, target, exact)
-    if key not in _CACHE:
-        options = INT8_OPTIONS if target == "onnx-int8" else None
-        _CACHE[key] = export_artifact(
-            small_net_path(stem), target, out_dir, exact=exact, progress=False, options=options
-        )
-    return _CACHE[key]
-
-
-def open_for(path: Path, stem: str):
-    model_path = small_net_path(stem)
-    model = load_model(model_path)
-    return open_evaluator(path, model=model, model_sha256=sha256_file(model_path), threads=2), model
+artifact = artifact_builder({"onnx-int8": INT8_OPTIONS})
 
 
 # ---------------------------------------------------------------------------------------------- FP32
@@ -91,10 +75,7 @@ def test_exact_board_variant_has_no_mask_ops_and_matches_katago(out_dir, stem):
     # only the stem convolution reads the input planes (Shape reads the batch size)
     assert "Conv" in consumers and consumers <= {"Conv", "Shape"}, consumers
     assert read_manifest(path).exact_board
-    ev, model = open_for(path, stem)
-    states = [s for s in load_positions(POSITIONS) if (s.x_size, s.y_size) == (19, 19)]
-    assert len(states) == 60
-    assert_within_gates(golden_errors(stem, ev, model, states))
+    assert_full_boards_match_katago(path, stem)
 
 
 def test_small_tensor_artifact_matches_katago(tmp_path):
@@ -153,15 +134,6 @@ def test_dynamic_batch(out_dir, batch):
 
 
 # ---------------------------------------------------------------------------------------------- FP16 / INT8
-def reduced_precision_metrics(path: Path, stem: str):
-    ev, model = open_for(path, stem)
-    vs = load_validation_set(None, model)  # the 80 oracle positions
-    assert len(vs) == 80
-    ref = TorchEvaluator(model).evaluate(vs.spatial, vs.global_)
-    test = ev.evaluate(vs.spatial, vs.global_)
-    return compare(ref, test, vs.legal, model, no_result_allowed=vs.no_result_allowed, on_board=vs.on_board)
-
-
 @pytest.mark.parametrize("stem", NETS)
 def test_fp16_within_katago_fp16_limits_and_keeps_fp32_islands(out_dir, stem):
     path = artifact(out_dir, stem, "onnx-fp16")
@@ -174,7 +146,7 @@ def test_fp16_within_katago_fp16_limits_and_keeps_fp32_islands(out_dir, stem):
     for n in proto.graph.node:
         if n.op_type == "Cast":
             continue
-        role = X.node_role(n.name, n.op_type, model)
+        role = R.node_role(n.name, n.op_type, model)
         out_types = {types.get(o) for o in n.output}
         if role in FP32_ROLES and out_types & {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}:
             assert onnx.TensorProto.FLOAT16 not in out_types, f"{n.name} ({role}) should compute in FP32"
@@ -188,7 +160,7 @@ def test_fp16_within_katago_fp16_limits_and_keeps_fp32_islands(out_dir, stem):
     details = json.loads(Path(str(path) + ".json").read_text())["details"]["fp16"]
     assert details["fp32_nodes"]["count"] == fp32_nodes
     assert set(details["fp32_nodes"]["by_role"]) <= set(FP32_ROLES)
-    metrics = reduced_precision_metrics(path, stem)
+    metrics = oracle_metrics(path, stem)
     assert metrics.passed("fp16"), metrics.to_json("fp16")
 
 
@@ -201,13 +173,20 @@ INT8_KNOWN_FAILURE = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=INT8_KNOWN_FAILURE)
+#: regression ceilings (worst limit ratio on the oracle positions), set at 1.5x what was measured on 2026-12-02
+INT8_CEILING = {  # measured: 9.33x, 16.9x, 82.1x (policy KL p99)
+    "g170-b6c96-s175395328-d26788732": 14.0,
+    "b7c96h6kv3qk32v16tflrs-fson-bnh": 25.0,
+    "b7c96h3tfrs-test5-cnorm": 125.0,
+}
+
+
 @pytest.mark.parametrize("stem", NETS)
 def test_int8_within_katago_fp16_limits(out_dir, stem):
-    """Fails where INT8 misses KataGo's FP16 limits (the tiny test nets do): a real finding, not loosened."""
+    """xfails where INT8 misses KataGo's FP16 limits (the tiny test nets do): a real finding, not loosened; fails
+    when the miss grows past its ceiling, and when INT8 starts to pass (so the test can become a plain pass)."""
     path = artifact(out_dir, stem, "onnx-int8")
-    metrics = reduced_precision_metrics(path, stem)
-    assert metrics.passed("int8"), json.dumps(metrics.to_json("int8")["worst"])
+    int8_known_failure(oracle_metrics(path, stem), INT8_CEILING[stem], INT8_KNOWN_FAILURE)
 
 
 def test_int8_graph_and_manifest(out_dir):
@@ -232,7 +211,7 @@ def test_int8_graph_and_manifest(out_dir):
             continue
         fed = [producers.get(i) for i in n.input[:2]]
         is_q = all(p is not None and p.op_type == "DequantizeLinear" for p in fed)
-        role = X.node_role(n.name, n.op_type, model)
+        role = R.node_role(n.name, n.op_type, model)
         if role in ("stem", "policy_head", "value_head", "norm_bn", "norm_rms", "trunk_tip"):
             assert not any(p is not None and p.op_type == "DequantizeLinear" for p in fed), n.name
             float_roles.add(role)
@@ -270,9 +249,9 @@ def test_human_sl_net_takes_meta_and_keeps_its_rmsnorm_tip_in_fp32(tmp_path):
     fp16 = export_artifact(net, "onnx-fp16", tmp_path, progress=False)
     proto = onnx.load(str(fp16))
     types = float_types(proto)
-    tip = [n for n in proto.graph.node if X.node_scopes(n.name)[1:2] == ["trunk_tip"] and n.op_type != "Cast"]
+    tip = [n for n in proto.graph.node if R.node_scopes(n.name)[1:2] == ["trunk_tip"] and n.op_type != "Cast"]
     assert tip and all(types.get(n.output[0]) != onnx.TensorProto.FLOAT16 for n in tip)
-    meta_nodes = [n for n in proto.graph.node if X.node_scopes(n.name)[1:2] == ["meta_encoder"]]
+    meta_nodes = [n for n in proto.graph.node if R.node_scopes(n.name)[1:2] == ["meta_encoder"]]
     assert meta_nodes and any(types.get(n.output[0]) == onnx.TensorProto.FLOAT16 for n in meta_nodes)
 
 

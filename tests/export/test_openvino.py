@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from katadeploy.artifact import read_manifest
 from katadeploy.errors import KatadeployError, MissingExtraError
 from katadeploy.export import openvino as X
-from katadeploy.export.manifest import read_manifest
 from katadeploy.export.request import export_artifact
 from katadeploy.go.position import load_positions
 from katadeploy.hashing import sha256_file
@@ -31,58 +31,28 @@ from katadeploy.model.format import load_model
 from katadeploy.runtime.base import RawBatch
 from katadeploy.runtime.loader import open_evaluator
 from katadeploy.runtime.torch_runtime import TorchEvaluator
-from katadeploy.validate.metrics import compare
 from katadeploy.validate.positions import load_validation_set
-from tests.conftest import REAL_NETS, SHARED, SMALL_NETS, real_net_path, small_net_path
+from tests.conftest import REAL_NETS, real_net_path, small_net_path
+from tests.export.artifacts import (
+    NETS,
+    POSITIONS,
+    RESNET,
+    TRANSFORMER,
+    artifact_builder,
+    assert_full_boards_match_katago,
+    int8_known_failure,
+    open_for,
+    oracle_metrics,
+)
 from tests.golden_check import assert_within_gates, golden_errors
 
 ov = pytest.importorskip("openvino")
 
-POSITIONS = SHARED / "oracle" / "positions.jsonl"
 # the acceptance gates of tests/model/test_oracle.py (goldens are printed to ~6 decimals)
-NETS = sorted(SMALL_NETS)
-RESNET = "g170-b6c96-s175395328-d26788732"
-TRANSFORMER = "b7c96h6kv3qk32v16tflrs-fson-bnh"
 #: kept small so the suite stays quick; the artifacts are then judged on the oracle positions
 INT8_OPTIONS = {"calib_positions": 96, "val_positions": 96, "recipes": ["mixed-minmax"]}
 FP16_OPTIONS = {"val_positions": 32}
-
-
-@pytest.fixture(scope="module")
-def out_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("openvino")
-
-
-_CACHE: dict[tuple, Path] = {}
-
-
-def artifact(out_dir: Path, stem: str, target: str, exact: bool = False, **options) -> Path:
-    key = (stem, target, exact, tuple(sorted(options.items())))
-    if key not in _CACHE:
-        opts = {"openvino-int8": INT8_OPTIONS, "openvino-fp16": FP16_OPTIONS}.get(target, {})
-        _CACHE[key] = export_artifact(
-            small_net_path(stem), target, out_dir / "-".join(map(str, key[:3])) / str(len(_CACHE)),
-            exact=exact, progress=False, options={**opts, **options},
-        )  # fmt: skip
-    return _CACHE[key]
-
-
-def open_for(path: Path, stem: str):
-    model_path = small_net_path(stem)
-    model = load_model(model_path)
-    return open_evaluator(path, model=model, model_sha256=sha256_file(model_path), threads=2), model
-
-
-def oracle_metrics(path: Path, stem: str, full_boards_only: bool = False):
-    ev, model = open_for(path, stem)
-    vs = load_validation_set(None, model)  # the 80 oracle positions
-    assert len(vs) == 80
-    if full_boards_only:
-        vs = vs.subset(np.flatnonzero(vs.on_board.reshape(80, -1).all(axis=1)))
-        assert len(vs) == 60
-    ref = TorchEvaluator(model).evaluate(vs.spatial, vs.global_)
-    test = ev.evaluate(vs.spatial, vs.global_)
-    return compare(ref, test, vs.legal, model, no_result_allowed=vs.no_result_allowed, on_board=vs.on_board)
+artifact = artifact_builder({"openvino-int8": INT8_OPTIONS, "openvino-fp16": FP16_OPTIONS})
 
 
 def mask_readers(path: Path) -> list[str]:
@@ -115,10 +85,7 @@ def test_exact_board_variant_has_no_mask_ops_and_matches_katago(out_dir, stem):
         path
     )
     assert read_manifest(path).exact_board
-    ev, model = open_for(path, stem)
-    states = [s for s in load_positions(POSITIONS) if (s.x_size, s.y_size) == (19, 19)]
-    assert len(states) == 60
-    assert_within_gates(golden_errors(stem, ev, model, states))
+    assert_full_boards_match_katago(path, stem)
 
 
 def test_fp32_manifest_and_files(out_dir):
@@ -212,11 +179,13 @@ FULL_INT8_MISSES = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=FULL_INT8_MISSES)
+#: regression ceiling (worst limit ratio on the oracle positions), 1.5x what was measured on 2026-12-02
+FULL_INT8_CEILING = 40.0  # measured: 26.2x (policy KL p99)
+
+
 def test_full_int8_within_katago_fp16_limits(out_dir):
     path = artifact(out_dir, RESNET, "openvino-int8", mixed_precision=False)
-    metrics = oracle_metrics(path, RESNET)
-    assert metrics.passed("int8"), json.dumps(metrics.to_json("int8")["worst"])
+    int8_known_failure(oracle_metrics(path, RESNET), FULL_INT8_CEILING, FULL_INT8_MISSES)
 
 
 def test_int8_mixed_precision_meets_fp16_limits_on_full_boards(out_dir):

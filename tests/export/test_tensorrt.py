@@ -14,9 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from katadeploy.artifact import ArtifactManifest, TensorSpec
 from katadeploy.errors import KatadeployError, MissingExtraError
 from katadeploy.export import tensorrt as T
-from katadeploy.export.manifest import ArtifactManifest, TensorSpec
+from katadeploy.runtime import tensorrt_env as E
 from katadeploy.runtime.tensorrt_runtime import check_compatible
 from tests.conftest import small_net_path
 
@@ -25,7 +26,7 @@ NET = "g170-b6c96-s175395328-d26788732"
 
 def _available(module: str) -> bool:
     try:
-        T.load_tensorrt(None if module == "any" else module)
+        E.load_tensorrt(None if module == "any" else module)
     except KatadeployError:
         return False
     return True
@@ -47,11 +48,11 @@ needs_trt_gpu = pytest.mark.skipif(
 
 # ------------------------------------------------------------------------------------------ missing extra
 def test_missing_tensorrt_names_the_extra_and_tensorrt_rtx(monkeypatch):
-    for name, _ in T.MODULES:
+    for name, _ in E.MODULES:
         monkeypatch.setitem(sys.modules, name, None)  # makes `import name` raise ImportError
-    monkeypatch.delenv(T.FLAVOUR_ENV, raising=False)
+    monkeypatch.delenv(E.FLAVOUR_ENV, raising=False)
     with pytest.raises(MissingExtraError) as exc:
-        T.load_tensorrt()
+        E.load_tensorrt()
     msg = str(exc.value)
     assert "pip install 'katadeploy[tensorrt]'" in msg
     assert "TensorRT-RTX" in msg and "tensorrt_rtx" in msg
@@ -60,7 +61,7 @@ def test_missing_tensorrt_names_the_extra_and_tensorrt_rtx(monkeypatch):
 def test_export_without_tensorrt_fails_before_any_work(monkeypatch, tmp_path):
     from katadeploy.export.request import load_request
 
-    for name, _ in T.MODULES:
+    for name, _ in E.MODULES:
         monkeypatch.setitem(sys.modules, name, None)
     req = load_request(small_net_path(NET), "tensorrt-fp16", tmp_path, progress=False)
     with pytest.raises(MissingExtraError, match=r"katadeploy\[tensorrt\]"):
@@ -69,46 +70,46 @@ def test_export_without_tensorrt_fails_before_any_work(monkeypatch, tmp_path):
 
 
 def test_engine_of_a_missing_flavour_says_which(monkeypatch):
-    for name, _ in T.MODULES:
+    for name, _ in E.MODULES:
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(KatadeployError, match="built with tensorrt-rtx.*tensorrt-rtx-cu13"):
-        T.load_tensorrt("tensorrt-rtx")
+        E.load_tensorrt("tensorrt-rtx")
     with pytest.raises(MissingExtraError, match=r"built with tensorrt,.*katadeploy\[tensorrt\]"):
-        T.load_tensorrt("tensorrt")
+        E.load_tensorrt("tensorrt")
     with pytest.raises(KatadeployError, match="unknown TensorRT flavour"):
-        T.load_tensorrt("tensorflow")
+        E.load_tensorrt("tensorflow")
 
 
 def test_stub_package_without_builder_is_not_tensorrt(monkeypatch):
-    for name, _ in T.MODULES:
+    for name, _ in E.MODULES:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "tensorrt", SimpleNamespace(__version__="11.4.0"))
-    monkeypatch.delenv(T.FLAVOUR_ENV, raising=False)
+    monkeypatch.delenv(E.FLAVOUR_ENV, raising=False)
     with pytest.raises(MissingExtraError, match="tensorrt: imported, but it has no Builder"):
-        T.load_tensorrt()
+        E.load_tensorrt()
 
 
 # ---------------------------------------------------------------------------------------------- no GPU
 @pytest.mark.skipif(_cuda(), reason="this machine has a CUDA GPU")
 def test_no_gpu_is_a_clear_error():
     with pytest.raises(KatadeployError, match="needs an NVIDIA GPU"):
-        T.gpu_info()
+        E.gpu_info()
 
 
 def test_device_names():
-    assert T.device_index(None) is None
-    assert T.device_index("cuda") is None
-    assert T.device_index("cuda:1") == 1
-    assert T.device_index(2) == 2
+    assert E.device_index(None) is None
+    assert E.device_index("cuda") is None
+    assert E.device_index("cuda:1") == 1
+    assert E.device_index(2) == 2
     with pytest.raises(KatadeployError, match="CUDA GPUs"):
-        T.device_index("cpu")
+        E.device_index("cpu")
 
 
 def test_short_gpu_names():
-    assert T.short_gpu_name("NVIDIA H100 80GB HBM3") == "H100"
-    assert T.short_gpu_name("NVIDIA GeForce RTX 4090") == "RTX4090"
-    assert T.short_gpu_name("NVIDIA A100-SXM4-80GB") == "A100"
-    assert T.short_gpu_name("Tesla T4") == "T4"
+    assert E.short_gpu_name("NVIDIA H100 80GB HBM3") == "H100"
+    assert E.short_gpu_name("NVIDIA GeForce RTX 4090") == "RTX4090"
+    assert E.short_gpu_name("NVIDIA A100-SXM4-80GB") == "A100"
+    assert E.short_gpu_name("Tesla T4") == "T4"
 
 
 # ------------------------------------------------------------------------------------------- profile/keys
@@ -133,9 +134,9 @@ BASE = dict(
 
 
 def test_cache_key_is_stable_and_changes_with_every_component():
-    key = T.cache_key(**BASE)
-    assert key == T.cache_key(**dict(reversed(list(BASE.items()))))
-    assert key == T.cache_key(**{**BASE, "profile": [1, 8, 64]})
+    key = E.cache_key(**BASE)
+    assert key == E.cache_key(**dict(reversed(list(BASE.items()))))
+    assert key == E.cache_key(**{**BASE, "profile": [1, 8, 64]})
     changed = {
         "flavour": "tensorrt-rtx",
         "version": "10.13.0.36",
@@ -146,29 +147,29 @@ def test_cache_key_is_stable_and_changes_with_every_component():
     }
     keys = {key}
     for field, value in changed.items():
-        k = T.cache_key(**{**BASE, field: value})
+        k = E.cache_key(**{**BASE, field: value})
         assert k != key, field
         keys.add(k)
     for p in ((2, 8, 64), (1, 8, 128)):
-        keys.add(T.cache_key(**{**BASE, "profile": p}))
-    keys.add(T.cache_key(**BASE, precision="int8"))
-    keys.add(T.cache_key(**BASE, precision="fp16"))
+        keys.add(E.cache_key(**{**BASE, "profile": p}))
+    keys.add(E.cache_key(**BASE, precision="int8"))
+    keys.add(E.cache_key(**BASE, precision="fp16"))
     assert len(keys) == len(changed) + 5
 
 
 def test_compute_capability_parsing():
     supported = ["SM75", "SM80", "SM86", "SM89", "SM120"]
-    assert T.parse_compute_capabilities("sm_89, 8.6,SM89", supported) == ["SM89", "SM86"]
-    assert T.parse_compute_capabilities(["120"], supported) == ["SM120"]
+    assert E.parse_compute_capabilities("sm_89, 8.6,SM89", supported) == ["SM89", "SM86"]
+    assert E.parse_compute_capabilities(["120"], supported) == ["SM120"]
     with pytest.raises(KatadeployError, match="not a TensorRT-RTX target"):
-        T.parse_compute_capabilities("SM90", supported)
-    assert [T.sm_to_cc(s) for s in supported] == ["7.5", "8.0", "8.6", "8.9", "12.0"]
+        E.parse_compute_capabilities("SM90", supported)
+    assert [E.sm_to_cc(s) for s in supported] == ["7.5", "8.0", "8.6", "8.9", "12.0"]
 
 
-def _fake_lib(flavour: str) -> T.TensorRTLib:
+def _fake_lib(flavour: str) -> E.TensorRTLib:
     members = {m: i for i, m in enumerate(["NONE", "CURRENT", "SM75", "SM80", "SM86", "SM89", "SM120"])}
     module = SimpleNamespace(ComputeCapability=SimpleNamespace(__members__=members))
-    return T.TensorRTLib(module, flavour, "1.7.1.116" if flavour == "tensorrt-rtx" else "10.13.0.35")
+    return E.TensorRTLib(module, flavour, "1.7.1.116" if flavour == "tensorrt-rtx" else "10.13.0.35")
 
 
 def _req(**options):
@@ -176,12 +177,12 @@ def _req(**options):
 
 
 def test_rtx_refuses_a_gpu_it_does_not_support_and_takes_explicit_targets():
-    h100 = T.GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
+    h100 = E.GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
     rtx = _fake_lib("tensorrt-rtx")
     with pytest.raises(KatadeployError, match=r"does not support NVIDIA H100.*9\.0.*full TensorRT"):
         T.settings_from_options(rtx, _req(), h100)
     assert T.settings_from_options(rtx, _req(allow_unsupported_gpu=True), h100).targets == ["CURRENT"]
-    ada = T.GpuInfo("NVIDIA GeForce RTX 4090", "8.9")
+    ada = E.GpuInfo("NVIDIA GeForce RTX 4090", "8.9")
     s = T.settings_from_options(rtx, _req(max_batch=32, opt_level=5), ada)
     assert (s.targets, s.profile, s.opt_level) == (["CURRENT"], (1, 8, 32), 5)
     assert T.settings_from_options(rtx, _req(compute_capability="SM86,SM89"), None).targets == [
@@ -266,7 +267,7 @@ def test_rtx_ahead_of_time_build_without_gpu(tmp_path, monkeypatch):
     from katadeploy.export.request import export_artifact
 
     monkeypatch.setenv("KATADEPLOY_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv(T.FLAVOUR_ENV, "tensorrt-rtx")
+    monkeypatch.setenv(E.FLAVOUR_ENV, "tensorrt-rtx")
     opts = {"compute_capability": "SM86,SM89", "max_batch": 32}
     path = export_artifact(
         small_net_path(NET), "tensorrt-fp16", tmp_path, batch=4, progress=False, options=opts

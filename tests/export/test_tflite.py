@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from katadeploy.artifact import read_manifest
 from katadeploy.errors import KatadeployError
 from katadeploy.export import tflite as T
-from katadeploy.export.manifest import read_manifest
 from katadeploy.export.request import export_artifact
 from katadeploy.go.position import load_positions
 from katadeploy.hashing import sha256_file
@@ -31,49 +31,26 @@ from katadeploy.model import desc as D
 from katadeploy.model.format import load_model
 from katadeploy.runtime.loader import open_evaluator
 from katadeploy.runtime.torch_runtime import TorchEvaluator
-from katadeploy.validate.metrics import compare
 from katadeploy.validate.positions import load_validation_set
-from tests.conftest import SHARED, SMALL_NETS, real_net_path, small_net_path
+from tests.conftest import real_net_path, small_net_path
+from tests.export.artifacts import (
+    NETS,
+    POSITIONS,
+    RESNET,
+    artifact_builder,
+    int8_known_failure,
+    open_for,
+    oracle_metrics,
+)
 from tests.golden_check import assert_within_gates, golden_errors
 
 pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_litert")
 
-POSITIONS = SHARED / "oracle" / "positions.jsonl"
 # the acceptance gates of tests/model/test_oracle.py (goldens are printed to ~6 decimals)
-NETS = sorted(SMALL_NETS)
-RESNET = "g170-b6c96-s175395328-d26788732"
 #: INT8 calibration kept small so the suite stays quick; the tests judge the artifact on the oracle positions
 INT8_OPTIONS = {"calib_positions": 64, "val_positions": 0}
-
-_CACHE: dict[tuple[str, str], Path] = {}
-
-
-@pytest.fixture(scope="module")
-def out_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("tflite")
-
-
-def artifact(out_dir: Path, stem: str, target: str) -> Path:
-    key = (stem, target)
-    if key not in _CACHE:
-        options = INT8_OPTIONS if target == "tflite-int8" else None
-        _CACHE[key] = export_artifact(small_net_path(stem), target, out_dir, progress=False, options=options)
-    return _CACHE[key]
-
-
-def open_for(path: Path, model_path: Path):
-    model = load_model(model_path)
-    return open_evaluator(path, model=model, model_sha256=sha256_file(model_path), threads=2), model
-
-
-def reduced_precision_metrics(path: Path, stem: str):
-    ev, model = open_for(path, small_net_path(stem))
-    vs = load_validation_set(None, model)  # the 80 oracle positions
-    assert len(vs) == 80
-    ref = TorchEvaluator(model).evaluate(vs.spatial, vs.global_)
-    test = ev.evaluate(vs.spatial, vs.global_)
-    return compare(ref, test, vs.legal, model, no_result_allowed=vs.no_result_allowed, on_board=vs.on_board)
+artifact = artifact_builder({"tflite-int8": INT8_OPTIONS})
 
 
 def interpreter(path: Path):
@@ -134,7 +111,7 @@ def test_fp32_manifest(out_dir):
 @pytest.mark.parametrize("stem", NETS)
 def test_fp16_within_katago_fp16_limits(out_dir, stem):
     path = artifact(out_dir, stem, "tflite-fp16")
-    metrics = reduced_precision_metrics(path, stem)
+    metrics = oracle_metrics(path, stem)
     assert metrics.passed("fp16"), json.dumps(metrics.to_json("fp16")["worst"])
 
 
@@ -160,17 +137,24 @@ def test_fp16_weights_are_float16(out_dir):
 # ---------------------------------------------------------------------------------------------- INT8
 #: measured 2026-11-23 on the oracle positions: 39x, 61x and 209x KataGo's FP16 limits on the three small nets
 #: (INT8 trunk weights alone already reach 2x on g170-b6c96). Strict: a fix that passes turns this red.
-@pytest.mark.xfail(
-    strict=True,
-    reason="TFLite INT8 (ai-edge-quantizer static, trunk conv/FC only) misses KataGo's FP16 testgpuerror limits; "
-    "see the closing note of issue 4",
+TFLITE_INT8_MISSES = (
+    "TFLite INT8 (ai-edge-quantizer static, trunk conv/FC only) misses KataGo's FP16 testgpuerror limits; "
+    "see the closing note of issue 4"
 )
+#: regression ceilings (worst limit ratio on the oracle positions), 1.5x what was measured on 2026-12-02
+INT8_CEILING = {  # measured: 39.4x, 61.3x, 209x
+    "g170-b6c96-s175395328-d26788732": 60.0,
+    "b7c96h6kv3qk32v16tflrs-fson-bnh": 92.0,
+    "b7c96h3tfrs-test5-cnorm": 315.0,
+}
+
+
 @pytest.mark.parametrize("stem", NETS)
 def test_int8_within_katago_fp16_limits(out_dir, stem):
-    """Fails where INT8 misses KataGo's FP16 limits (the tiny test nets do, by 5-150x): a real finding."""
+    """xfails where INT8 misses KataGo's FP16 limits (the tiny test nets do): a real finding; fails when the miss
+    grows past its ceiling, and when INT8 starts to pass."""
     path = artifact(out_dir, stem, "tflite-int8")
-    metrics = reduced_precision_metrics(path, stem)
-    assert metrics.passed("int8"), json.dumps(metrics.to_json("int8")["worst"])
+    int8_known_failure(oracle_metrics(path, stem), INT8_CEILING[stem], TFLITE_INT8_MISSES)
 
 
 def test_int8_quantizes_trunk_convolutions_only(out_dir):

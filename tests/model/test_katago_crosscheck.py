@@ -60,7 +60,7 @@ def assert_close(ours: dict, theirs: dict, what: str, policy_tol: float = 1e-4) 
 
 @pytest.fixture(scope="module")
 def gtp_factory(katago, katago_gtp_config):
-    from katadeploy.engine.gtp import GTPEngine
+    from katadeploy.engine.katago.gtp import GTPEngine
 
     def make(model_path):
         return GTPEngine(model_path, katago_gtp_config, binary=katago, overrides=BUFFER_19)

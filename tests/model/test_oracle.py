@@ -13,7 +13,7 @@ from katadeploy.model.format import load_model
 from katadeploy.runtime.rawnn import raw_nn
 from katadeploy.runtime.torch_runtime import TorchEvaluator
 from tests.conftest import REAL_NETS, SHARED, SMALL_NETS, load_golden, real_net_path, small_net_path
-from tests.golden_check import GATES, assert_within_gates, golden_errors
+from tests.golden_check import GATES, assert_within_gates, golden_errors, raw_errors
 
 POSITIONS = SHARED / "oracle" / "positions.jsonl"
 
@@ -63,8 +63,7 @@ def test_exact_tensor_modes_match_katago(stem):
     for evaluator, subset, size in cases:
         assert subset
         for state, raw in raw_nn(evaluator, model, subset, nn_x=size, nn_y=size):
-            g = golden[state.id]
-            assert abs(raw["whiteWin"] - g["whiteWin"]) <= GATES["winloss"], state.id
-            assert abs(raw["whiteLead"] - g["whiteLead"]) <= GATES["lead"], state.id
-            dp = max(abs((a or 0) - (b or 0)) for a, b in zip(raw["policy"], g["policy"]))
-            assert dp <= GATES["policy"], (state.id, dp)
+            err = raw_errors(raw, golden[state.id], state.id)
+            assert err["whiteWin"] <= GATES["winloss"], state.id
+            assert err["whiteLead"] <= GATES["lead"], state.id
+            assert err["policy"] <= GATES["policy"], (state.id, err["policy"])

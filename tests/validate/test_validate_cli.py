@@ -9,15 +9,15 @@ import sys
 import numpy as np
 import pytest
 
+from katadeploy.artifact import ArtifactManifest, TensorSpec, write_manifest
 from katadeploy.cli import main
-from katadeploy.export.manifest import ArtifactManifest, TensorSpec, write_manifest
 from katadeploy.hashing import sha256_file
 from katadeploy.model.format import load_model
 from katadeploy.runtime.base import RawBatch
 from katadeploy.runtime.torch_runtime import TorchEvaluator
-from katadeploy.validate.commands import validate_evaluator
 from katadeploy.validate.positions import load_validation_set
 from katadeploy.validate.report import ValidationResult, write_report
+from katadeploy.validate.scoring import validate_evaluator
 from tests.conftest import SHARED, small_net_path
 
 NET = "g170-b6c96-s175395328-d26788732"

@@ -17,7 +17,7 @@ Contract
   ``whiteOwnership`` are flat lists of X*Y values in row-major order from the *top* row (highest GTP row
   number), ``None`` marking an illegal move. ``raw_nn(..., symmetry="all")`` returns a list of 8 such dicts.
 * If the OpenCL tuner crashes during start-up (pocl 3.1 with transformer nets), the engine writes the tune file
-  from the tuner's progress output (:func:`katadeploy.engine.katago.write_salvaged_tuning`) and starts once more
+  from the tuner's progress output (:func:`katadeploy.engine.katago.tuning.write_salvaged_tuning`) and starts once more
   (``salvage_tuning=False`` disables this).
 * Overrides: pass ``overrides={"maxBoardSizeForNNBuffer": 19, "requireMaxBoardSize": False}`` (or a ready
   string ``"k=v,k=v"``) to run with a padded 19x19 NN buffer, which exercises masking.
@@ -41,13 +41,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from katadeploy.engine.katago import (
-    KataGoBinary,
-    TunerLog,
-    format_config_value,
-    locate,
-    write_salvaged_tuning,
-)
+from katadeploy.engine.katago.configs import format_config_value
+from katadeploy.engine.katago.installer import KataGoBinary, locate
+from katadeploy.engine.katago.tuning import TunerLog, write_salvaged_tuning
 from katadeploy.errors import KatadeployError, PositionError
 
 #: First command after start may wait for model load and OpenCL tuning (~10 min for b15c192 on a CPU).

@@ -1,12 +1,19 @@
-"""The sidecar manifest written next to every exported artifact.
+"""The artifact contract: what every exported artifact is, and how runtimes read it. Torch-free.
 
-Contract: ``<artifact>.json`` (for example ``net-onnx-fp32.onnx.json``, ``net-coreml-fp16.mlpackage.json``)
-records what the artifact is and where it came from: target, format, precision, the source net's name and
-sha256, the board tensor (``nn_x``, ``nn_y`` and whether it is the exact-board variant without mask ops), the
-batch it accepts, input/output names and shapes (``"N"`` marks a dynamic batch), the output scale, the
-calibration data's sha256 (INT8 and friends), free-form target ``details`` and the katadeploy version.
-:func:`read_manifest` validates the file and raises :class:`~katadeploy.errors.KatadeployError` with the fix
-when it is missing or malformed; :func:`check_source` refuses an artifact that was built from another net.
+Contract:
+
+- :data:`INPUT_NAMES` and :data:`OUTPUT_NAMES` are the one definition of the I/O tensor names every artifact uses
+  (``spatial``, ``global`` and for human-SL nets ``meta``; ``policy``, ``policy_pass``, ``value``, ``score``,
+  ``ownership``, in that order, which is also the field order of :class:`katadeploy.runtime.base.RawBatch`).
+  :func:`input_names` and :func:`io_specs` give a net's names and shapes (``"N"`` marks a dynamic batch).
+- The sidecar manifest ``<artifact>.json`` (for example ``net-onnx-fp32.onnx.json``,
+  ``net-coreml-fp16.mlpackage.json``) records what the artifact is and where it came from: target, format,
+  precision, the source net's name and sha256, the board tensor (``nn_x``, ``nn_y`` and whether it is the
+  exact-board variant without mask ops), the batch it accepts, input/output names and shapes, the output scale,
+  the calibration data's sha256 (INT8 and friends), free-form target ``details`` and the katadeploy version.
+  :func:`write_manifest` writes it atomically; :func:`read_manifest` validates the file and raises
+  :class:`~katadeploy.errors.KatadeployError` with the fix when it is missing or malformed; :func:`check_source`
+  refuses an artifact that was built from another net.
 """
 
 from __future__ import annotations
@@ -19,8 +26,13 @@ from typing import Any
 
 from katadeploy import __version__
 from katadeploy.errors import KatadeployError
+from katadeploy.files import atomic_write_text
+from katadeploy.model.desc import ModelDesc
 
 MANIFEST_VERSION = 1
+
+INPUT_NAMES = ("spatial", "global", "meta")
+OUTPUT_NAMES = ("policy", "policy_pass", "value", "score", "ownership")
 
 
 @dataclass
@@ -28,6 +40,32 @@ class TensorSpec:
     name: str
     shape: list[int | str]
     dtype: str = "float32"
+
+
+def input_names(model: ModelDesc) -> list[str]:
+    """The artifact input names for ``model``: ``spatial``, ``global`` and, for human-SL nets, ``meta``."""
+    return list(INPUT_NAMES if model.meta_encoder_version > 0 else INPUT_NAMES[:2])
+
+
+def io_specs(
+    model: ModelDesc, nn_x: int, nn_y: int, batch: int | str = "N"
+) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Input and output specs (names in :data:`INPUT_NAMES`/:data:`OUTPUT_NAMES` order, NCHW shapes)."""
+    p = model.num_policy_channels
+    ins = [
+        TensorSpec("spatial", [batch, model.num_input_channels, nn_y, nn_x]),
+        TensorSpec("global", [batch, model.num_input_global_channels]),
+    ]
+    if model.meta_encoder_version > 0:
+        ins.append(TensorSpec("meta", [batch, model.num_meta_channels]))
+    outs = [
+        TensorSpec("policy", [batch, p, nn_y, nn_x]),
+        TensorSpec("policy_pass", [batch, p]),
+        TensorSpec("value", [batch, 3]),
+        TensorSpec("score", [batch, model.num_score_channels]),
+        TensorSpec("ownership", [batch, 1, nn_y, nn_x]),
+    ]
+    return ins, outs
 
 
 @dataclass
@@ -75,11 +113,7 @@ def sidecar_path(artifact: str | Path) -> Path:
 
 
 def write_manifest(manifest: ArtifactManifest, artifact: str | Path) -> Path:
-    path = sidecar_path(artifact)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(sidecar_path(artifact), json.dumps(manifest.to_json(), indent=2) + "\n")
 
 
 _REQUIRED = ("target", "format", "precision", "artifact", "source", "board", "batch", "inputs", "outputs")
@@ -134,3 +168,31 @@ def check_source(manifest: ArtifactManifest, model_sha256: str, model_name: str 
             f"(sha256 {want[:12]}…), not from {model_name or 'this net'} (sha256 {model_sha256[:12]}…); "
             "pass the net it was built from, or re-export it from this one"
         )
+
+
+def candidate_manifest(
+    model: ModelDesc,
+    nn_x: int,
+    nn_y: int,
+    fmt: str,
+    precision: str,
+    artifact: str | Path,
+    *,
+    exact: bool = False,
+    batch: int | None = None,
+) -> ArtifactManifest:
+    """An in-memory manifest for a candidate an exporter is still choosing (never written): lets a runtime
+    evaluator open the candidate file exactly as it will open the final artifact."""
+    ins, outs = io_specs(model, nn_x, nn_y, "N" if batch is None else batch)
+    return ArtifactManifest(
+        target=f"{fmt}-{precision}",
+        format=fmt,
+        precision=precision,
+        artifact=Path(artifact).name,
+        source={"name": model.name, "model_version": model.version},
+        board={"nn_x": nn_x, "nn_y": nn_y, "exact": exact},
+        batch={"fixed": batch} if batch is not None else {"dynamic": True},
+        inputs=ins,
+        outputs=outs,
+        details={"candidate": True},
+    )

@@ -1,0 +1,126 @@
+"""Scoring an evaluator against the FP32 reference: the one path ``validate`` and every exporter's candidate
+choice (FP16 execution checks, INT8 recipes, mixed-precision searches) go through.
+
+Contract:
+
+- :func:`validate_evaluator` evaluates a :class:`~katadeploy.validate.positions.ValidationSet` with the evaluator
+  under test and with the FP32 torch reference (or reuses reference outputs already computed) and returns KataGo
+  ``testgpuerror`` :class:`~katadeploy.validate.metrics.Metrics` and the seconds the test evaluator took.
+- :class:`CandidateScorer` holds a validation set and its reference outputs, computed once, and scores any
+  number of candidate evaluators with :meth:`CandidateScorer.score` → ``(selection_loss, metrics)`` under one
+  precision's limits. :func:`calibration_scorer` builds one from a calibration set's split (the torch FP32 net
+  as the reference); :func:`summarize` is the JSON record of a candidate's metrics that manifests keep.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from katadeploy.model.desc import ModelDesc
+from katadeploy.runtime.base import Evaluator, RawBatch
+from katadeploy.validate.metrics import Metrics, compare, selection_loss
+from katadeploy.validate.positions import ValidationSet, calibration_split, evaluate
+
+
+def validate_evaluator(
+    test: Evaluator,
+    vset: ValidationSet,
+    model: ModelDesc,
+    *,
+    reference: Evaluator | None = None,
+    reference_raw: RawBatch | None = None,
+    batch: int = 16,
+    test_batch: int | None = None,
+    progress: bool = False,
+) -> tuple[Metrics, float]:
+    """Metrics of ``test`` against the torch FP32 reference on ``vset``, and the seconds ``test`` took.
+
+    ``reference_raw`` (outputs of the reference on ``vset``) avoids re-running the reference; otherwise
+    ``reference`` (default: a new :class:`~katadeploy.runtime.torch_runtime.TorchEvaluator`) is run.
+    """
+    if reference_raw is None:
+        if reference is None:
+            from katadeploy.runtime.torch_runtime import TorchEvaluator
+
+            reference = TorchEvaluator(model)
+        reference_raw = evaluate(reference, vset, batch, label="reference torch fp32", progress=progress)
+    t0 = time.perf_counter()
+    raw = evaluate(test, vset, test_batch or batch, label=getattr(test, "name", "test"), progress=progress)
+    seconds = time.perf_counter() - t0
+    ref_scale = 1.0 if reference is None else float(getattr(reference, "output_scale", 1.0))
+    metrics = compare(
+        reference_raw, raw, vset.legal, model,
+        ref_scale=ref_scale, test_scale=float(getattr(test, "output_scale", 1.0)),
+        no_result_allowed=vset.no_result_allowed, on_board=vset.on_board,
+    )  # fmt: skip
+    return metrics, seconds
+
+
+@dataclass
+class CandidateScorer:
+    """A validation set with its FP32 reference outputs, scoring candidates under ``precision``'s limits."""
+
+    vset: ValidationSet
+    reference: RawBatch
+    model: ModelDesc
+    precision: str
+    batch: int = 16
+
+    def __len__(self) -> int:
+        return len(self.vset)
+
+    def score(self, evaluator: Evaluator, progress: bool = False) -> tuple[float, Metrics]:
+        """``(selection_loss, metrics)`` of ``evaluator`` against the reference (0 loss: comfortably inside)."""
+        metrics, _ = validate_evaluator(
+            evaluator,
+            self.vset,
+            self.model,
+            reference_raw=self.reference,
+            batch=self.batch,
+            progress=progress,
+        )
+        return selection_loss(metrics, self.precision), metrics
+
+
+def calibration_scorer(
+    model: ModelDesc,
+    calib: Any,
+    precision: str,
+    *,
+    split: str = "val",
+    exact: bool = False,
+    limit: int | None = None,
+    batch: int = 16,
+    threads: int | None = None,
+    source: str = "the calibration data",
+    progress: bool = False,
+) -> CandidateScorer:
+    """A :class:`CandidateScorer` on up to ``limit`` positions of ``calib``'s ``split`` (full boards only when
+    ``exact``), with the torch FP32 net as the reference, run once here."""
+    from katadeploy.runtime.torch_runtime import TorchEvaluator
+
+    vset = calibration_split(calib, split, model, exact=exact, limit=limit, source=source)
+    ref = evaluate(
+        TorchEvaluator(model, threads=threads), vset, batch, label="reference torch fp32", progress=progress
+    )
+    return CandidateScorer(vset, ref, model, precision, batch)
+
+
+def finite(x: float) -> float | None:
+    """``x`` for JSON: None when it is not finite."""
+    return float(x) if math.isfinite(x) else None
+
+
+def summarize(metrics: Metrics, precision: str) -> dict[str, Any]:
+    """A candidate's record: passed, the worst metric and its limit ratio, p99 and max per metric, top-1."""
+    worst = metrics.worst(precision)
+    return {
+        "passed": bool(metrics.passed(precision)),
+        "worst": {"metric": worst.metric, "stat": worst.stat, "ratio": finite(worst.ratio)},
+        "p99": {m: finite(metrics.stats[m]["p99"]) for m in metrics.metrics},
+        "max": {m: finite(metrics.stats[m]["max"]) for m in metrics.metrics},
+        "top1": metrics.top1,
+    }

@@ -1,0 +1,146 @@
+"""The search in process: visits, batching, caching, determinism, terminal positions, and a dead evaluator."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+
+from katadeploy.go.position import position_from_query
+from katadeploy.search import results
+from katadeploy.search.batcher import EvaluatorFailed, NNBatcher
+from katadeploy.search.config import Config
+from katadeploy.search.nneval import NNEvaluator, NNSettings
+from katadeploy.search.params import SearchParams, load_search_params
+from katadeploy.search.requests import QueryDefaults
+from katadeploy.search.search import Search
+from katadeploy.search.server import AnalysisServer
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def state(moves, size=9, rules="tromp-taylor", komi=7.0):
+    return position_from_query(
+        {"id": "t", "moves": moves, "rules": rules, "komi": komi, "boardXSize": size, "boardYSize": size},
+        strict=False,
+    )
+
+
+@pytest.fixture()
+def nneval(g170, torch_eval):
+    b = NNBatcher(torch_eval, 16)
+    yield NNEvaluator(b, g170, NNSettings(randomize=False))
+    b.close()
+
+
+def search(nneval, st, **kw) -> Search:
+    return Search(nneval, SearchParams(wide_root_noise=0.0, **kw), st.history, st.next_player, seed=1)
+
+
+def test_visits_tree_and_best_move(nneval):
+    st = state([["B", "E5"], ["W", "C3"]])
+    s = search(nneval, st)
+    s.run(max_visits=40)
+    assert s.root.visits == 40
+    assert sum(s.root.edge_visits) == 39  # the root's own evaluation is its first visit
+    best = results.best_move_pos(s)
+    assert best is not None and s.pos_to_loc(best) != 0
+    out = results.analysis_json(s, perspective=1, pv_len=10)
+    infos = out["moveInfos"]
+    assert [m["order"] for m in infos] == list(range(len(infos)))
+    assert infos[0]["move"] == results.loc_to_string(s.pos_to_loc(best), 9, 9)
+    assert out["rootInfo"]["visits"] == 40 and 0.0 <= out["rootInfo"]["winrate"] <= 1.0
+
+
+def test_fixed_symmetry_is_deterministic_and_cache_hits(nneval):
+    st = state([["B", "E5"]])
+    a = search(nneval, st)
+    a.run(max_visits=30)
+    hits = nneval.cache_hits
+    b = search(nneval, st)
+    b.run(max_visits=30)
+    assert nneval.cache_hits >= hits + 29  # the second search is served from the NN cache
+    ja = results.analysis_json(a, perspective=1, pv_len=5)
+    jb = results.analysis_json(b, perspective=1, pv_len=5)
+    assert ja["moveInfos"] == jb["moveInfos"]
+
+
+def test_batched_threads_share_nn_calls(nneval):
+    st = state([["B", "E5"], ["W", "C3"]])
+    nneval.clear_cache()
+    s = search(nneval, st, num_threads=8)
+    before = nneval.batcher.batches
+    s.run(max_visits=80)
+    assert s.root.visits >= 80
+    calls = nneval.batcher.batches - before
+    assert calls < 40  # up to 8 leaves per evaluator call
+    assert all(c.virtual_losses == 0 for c in s.root.children)
+
+
+def test_game_over_root_still_searches(nneval):
+    st = state([["B", "E5"], ["W", "pass"], ["B", "pass"]])
+    assert st.history.is_game_finished
+    s = search(nneval, st)
+    s.run(max_visits=20)
+    assert s.root.visits == 20
+    # the passing child ends the game: scored as a terminal leaf from White's area count
+    out = results.analysis_json(s, perspective=2, pv_len=3)
+    assert out["rootInfo"]["currentPlayer"] == "W"
+
+
+def test_nn_output_policy_and_values(nneval):
+    st = state([])
+    s = search(nneval, st)
+    nn = s.nneval.evaluate([s._request(st.history, st.next_player, True)])[0]
+    legal = nn.policy >= 0
+    assert legal.sum() == 82 and abs(float(nn.policy[legal].sum()) - 1.0) < 1e-5
+    assert np.all(np.diff(nn.policy[nn.order]) <= 0)
+    assert 0.0 <= nn.white_win <= 1.0 and nn.ownership.shape == (81,)
+
+
+class _DeadEvaluator:
+    name = "dead"
+    output_scale = 1.0
+
+    def evaluate(self, spatial, global_, meta=None):
+        raise RuntimeError("device lost")
+
+
+def test_dead_evaluator_fails_pending_queries(g170):
+    batcher = NNBatcher(_DeadEvaluator(), 4)
+    nneval = NNEvaluator(batcher, g170, NNSettings())
+    cfg = Config({"numSearchThreads": "1"})
+    params, _ = load_search_params(cfg)
+    out = io.StringIO()
+    server = AnalysisServer(
+        nneval, QueryDefaults(cfg, params, 0), num_analysis_threads=2, out=out, err=io.StringIO()
+    )
+    server.start()
+    q = {"moves": [], "rules": "chinese", "boardXSize": 9, "boardYSize": 9, "maxVisits": 5}
+    for i in range(4):
+        server.handle_line(json.dumps({"id": f"d{i}", **q}))
+    server.handle_line("{not json")
+    t0 = time.monotonic()
+    server.finish()
+    assert time.monotonic() - t0 < 30
+    replies = [json.loads(line) for line in out.getvalue().splitlines()]
+    errors = {r["id"]: r["error"] for r in replies if "id" in r and "error" in r}
+    assert set(errors) == {f"d{i}" for i in range(4)} and all("device lost" in e for e in errors.values())
+    assert any("could not parse input line" in r.get("error", "") for r in replies)
+    with pytest.raises(EvaluatorFailed):
+        batcher.close()
+        batcher.run(np.zeros((1, 22, 9, 9), np.float32), np.zeros((1, 19), np.float32))
+
+
+def test_fast_legal_mask_matches_history(oracle_positions_path):
+    from katadeploy.go.features import legal_policy_mask
+    from katadeploy.go.position import load_positions
+    from katadeploy.search.legality import legal_mask
+
+    for st in load_positions(oracle_positions_path, strict=False):
+        for nn in (st.x_size, 19):
+            want = legal_policy_mask(st.history, st.next_player, nn, nn)
+            assert np.array_equal(legal_mask(st.history, st.next_player, nn, nn), want), st.id
