@@ -10,7 +10,9 @@ Contract:
   ``net-coreml-fp16.mlpackage.json``) records what the artifact is and where it came from: target, format,
   precision, the source net's name and sha256, the board tensor (``nn_x``, ``nn_y`` and whether it is the
   exact-board variant without mask ops), the batch it accepts, input/output names and shapes, the output scale,
-  the calibration data's sha256 (INT8 and friends), free-form target ``details`` and the katadeploy version.
+  the calibration data's sha256 (INT8 and friends), for INT8 artifacts ``quantization`` (``int8_mac_fraction``,
+  recipe, float layers: a label that says how much of it really is int8), free-form target ``details`` and the
+  katadeploy version.
   :func:`write_manifest` writes it atomically; :func:`read_manifest` validates the file and raises
   :class:`~katadeploy.errors.KatadeployError` with the fix when it is missing or malformed; :func:`check_source`
   refuses an artifact that was built from another net.
@@ -81,6 +83,9 @@ class ArtifactManifest:
     outputs: list[TensorSpec]
     output_scale: float = 1.0
     calibration: dict[str, Any] | None = None
+    #: INT8 artifacts: ``int8_mac_fraction`` (the share of the net's multiply-accumulates that run in int8), the
+    #: recipe and the layers left float (:mod:`katadeploy.export.macs`); None for float artifacts
+    quantization: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     katadeploy_version: str = __version__
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -105,6 +110,13 @@ class ArtifactManifest:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def int8_label(quantization: dict[str, Any] | None) -> str:
+    """How much of an artifact really runs int8, for reports: ``"int8 MACs 94%"`` (empty for float artifacts)."""
+    if not quantization or "int8_mac_fraction" not in quantization:
+        return ""
+    return f"int8 MACs {100 * float(quantization['int8_mac_fraction']):.0f}%"
 
 
 def sidecar_path(artifact: str | Path) -> Path:

@@ -115,6 +115,7 @@ class ArtifactResult:
     peak_rss_mb: float
     flops_per_eval: int | None
     batches: list[BatchResult]
+    int8_mac_fraction: float | None = None  # INT8 artifacts: the share of MACs that really run int8
 
 
 @dataclass
@@ -362,6 +363,7 @@ def _artifact_result(payload: dict[str, Any], model: Any) -> ArtifactResult:
         exact=payload["exact"], fixed_batch=payload["fixed_batch"], threads=payload["threads"],
         load_seconds=payload["load_seconds"], base_rss_mb=payload["base_rss_mb"],
         peak_rss_mb=payload["peak_rss_mb"], flops_per_eval=fl, batches=rows,
+        int8_mac_fraction=payload.get("int8_mac_fraction"),
     )  # fmt: skip
 
 

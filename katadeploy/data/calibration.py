@@ -93,6 +93,8 @@ _SCHEMA: dict[str, tuple[str, int]] = {
     "komi": ("f4", 1),
     "info": ("U", 0),
 }
+#: written by this katadeploy, optional when reading (older files lack them): each position's board and mover
+_OPTIONAL: dict[str, tuple[str, int]] = {"board_x": ("i4", 1), "board_y": ("i4", 1), "to_move": ("U", 1)}
 _PER_POSITION = ("global", "legal", "split", "game", "symmetry", "move_number", "phase", "rules", "komi")
 _ENCODE_CHUNK = 32  # positions replayed at once (their histories are dropped after encoding)
 
@@ -157,6 +159,9 @@ class CalibrationSet:
     info: dict[str, Any]
     sha256: str | None = None
     path: Path | None = None
+    board_x: np.ndarray | None = None  # per position (None in files written before katadeploy recorded it)
+    board_y: np.ndarray | None = None
+    to_move: list[str] | None = None  # "B" / "W"
 
     def __len__(self) -> int:
         return int(self.spatial.shape[0])
@@ -187,6 +192,9 @@ class CalibrationSet:
             phase=self.phase[keep],
             rules=[self.rules[i] for i in idx],
             komi=self.komi[keep],
+            board_x=None if self.board_x is None else self.board_x[keep],
+            board_y=None if self.board_y is None else self.board_y[keep],
+            to_move=None if self.to_move is None else [self.to_move[i] for i in idx],
         )
 
 
@@ -198,11 +206,22 @@ def build_calibration(
     seed: int = DEFAULT_SEED,
     nn_size: int = 19,
     progress: bool = True,
+    *,
+    selfplay: int = 0,
+    board_sizes: Sequence[tuple[int, int]] | None = None,
+    model: Any = None,
+    temperature: float = 1.0,
 ) -> tuple[dict[str, np.ndarray], CalibrationReport]:
-    """Read games, sample and encode positions; returns the file's arrays and a :class:`CalibrationReport`."""
+    """Read games, sample and encode positions; returns the file's arrays and a :class:`CalibrationReport`.
+
+    With ``selfplay`` > 0, ``model`` (a ModelDesc) also plays that many games on each of ``board_sizes``
+    (:mod:`katadeploy.data.selfplay`; 19x19 ones continue openings of the SGF games) and the positions are shared
+    equally among the board sizes, each sampled as above (splits disjoint by game within every size)."""
     start = time.perf_counter()
     if not 2 <= nn_size <= 19:
         raise KatadeployError(f"--nn-size must be from 2 to 19, got {nn_size}")
+    if selfplay:
+        board_sizes = _check_selfplay(model, board_sizes, nn_size)
     bundled = not sources
     files = find_sgf_files([bundled_games_dir()] if bundled else sources)
     if not files:
@@ -218,7 +237,9 @@ def build_calibration(
                 else ""
             )
         )
-    plan = plan_samples(games, positions, val_fraction, seed)
+    if selfplay:
+        games = games + _selfplay(model, board_sizes, selfplay, nn_size, games, seed, temperature, progress)
+    plan = _plan_by_size(games, positions, val_fraction, seed)
     for k, v in plan.notes.items():
         report.notes[k] = report.notes.get(k, 0) + v
 
@@ -244,7 +265,11 @@ def build_calibration(
         "phases": list(PHASES),
         "splits": list(SPLITS),
         "game_files": [g.source for g in used_games],
-    }
+        "selfplay": {
+            "games_per_size": selfplay, "board_sizes": [f"{x}x{y}" for x, y in board_sizes or ()],
+            "model": getattr(model, "name", None), "temperature": temperature,
+        } if selfplay else None,
+    }  # fmt: skip
     arrays: dict[str, np.ndarray] = {
         "spatial": spatial,
         "global": glob,
@@ -257,6 +282,9 @@ def build_calibration(
         "phase": np.array([p.phase for p in plan.positions], dtype=np.uint8),
         "rules": np.array([p.rules for p in plan.positions], dtype=f"<U{max(len(r) for r in RULES_MIX)}"),
         "komi": np.array([plan.games[p.game].komi for p in plan.positions], dtype=np.float32),
+        "board_x": np.array([plan.games[p.game].x_size for p in plan.positions], dtype=np.int32),
+        "board_y": np.array([plan.games[p.game].board_y for p in plan.positions], dtype=np.int32),
+        "to_move": np.array([_mover(plan.games[p.game], p.turn) for p in plan.positions], dtype="<U1"),
         "info": np.array(json.dumps(info, sort_keys=True)),
     }
     if n == 0:  # pragma: no cover - plan_samples always yields positions from a usable game
@@ -270,6 +298,68 @@ def build_calibration(
         report.games_per_split[name] = len(set(arrays["game"][mask].tolist()))
     report.seconds = time.perf_counter() - start
     return arrays, report
+
+
+def _selfplay(
+    model: Any,
+    board_sizes: Sequence[tuple[int, int]] | None,
+    per_size: int,
+    nn_size: int,
+    openings: list[GameRecord],
+    seed: int,
+    temperature: float,
+    progress: bool,
+) -> list[GameRecord]:
+    from katadeploy.data.selfplay import selfplay_games
+
+    return selfplay_games(
+        model, list(board_sizes or ()), per_size, seed=seed, temperature=temperature, openings=openings, progress=progress
+    )
+
+
+def _check_selfplay(
+    model: Any, board_sizes: Sequence[tuple[int, int]] | None, nn_size: int
+) -> list[tuple[int, int]]:
+    from katadeploy.data.selfplay import DEFAULT_BOARD_SIZES
+
+    if model is None:
+        raise KatadeployError("self-play needs the net (--model)")
+    sizes = list(board_sizes or DEFAULT_BOARD_SIZES)
+    too_big = [f"{x}x{y}" for x, y in sizes if max(x, y) > nn_size]
+    if too_big:
+        raise KatadeployError(f"board sizes {', '.join(too_big)} do not fit the {nn_size}x{nn_size} tensor")
+    return sizes
+
+
+def _plan_by_size(games: list[GameRecord], positions: int, val_fraction: float, seed: int) -> Any:
+    """:func:`plan_samples` per board size, ``positions`` shared equally, merged into one plan (one size: the
+    plain plan, so SGF-only builds are unchanged)."""
+    from katadeploy.data.sampling import SamplePlan
+
+    sizes = sorted({(g.x_size, g.board_y) for g in games})
+    if len(sizes) == 1:
+        return plan_samples(games, positions, val_fraction, seed)
+    merged = SamplePlan([], [], [], {})
+    for k, size in enumerate(sizes):
+        group = [g for g in games if (g.x_size, g.board_y) == size]
+        share = positions // len(sizes) + (1 if k < positions % len(sizes) else 0)
+        if share < 1:
+            continue
+        plan = plan_samples(group, share, val_fraction, seed + k)
+        offset = len(merged.games)
+        merged.games.extend(plan.games)
+        merged.game_split.extend(plan.game_split)
+        merged.positions.extend(replace(p, game=p.game + offset) for p in plan.positions)
+        for key, v in plan.notes.items():
+            merged.notes[key] = merged.notes.get(key, 0) + v
+    return merged
+
+
+def _mover(game: GameRecord, turn: int) -> str:
+    """Who moves after ``turn`` moves of ``game``: the colour after the last move, else the initial player."""
+    if turn == 0:
+        return "W" if str(game.initial_player).upper().startswith("W") else "B"
+    return "B" if str(game.moves[turn - 1][0]).upper().startswith("W") else "W"
 
 
 def _read_games(
@@ -388,6 +478,11 @@ def check_arrays(arrays: dict[str, np.ndarray], where: str | Path) -> dict[str, 
         raise _bad(where, "it holds no positions")
     if channels < 1 or h < 2 or w < 2:
         raise _bad(where, f"'spatial' has shape {spatial.shape}, expected [N, C, H, W] with H, W >= 2")
+    for key, (kind, _ndim) in _OPTIONAL.items():
+        if key in arrays and (not _dtype_ok(arrays[key], kind) or arrays[key].shape != (n,)):
+            raise _bad(where, f"{key!r} has dtype {arrays[key].dtype} and shape {arrays[key].shape}")
+    if "to_move" in arrays and not np.isin(arrays["to_move"], ("B", "W")).all():
+        raise _bad(where, "'to_move' has values other than B and W")
     for key in _PER_POSITION:
         if arrays[key].shape[0] != n:
             raise _bad(where, f"{key!r} has {arrays[key].shape[0]} rows but 'spatial' has {n} positions")
@@ -435,7 +530,7 @@ def save_calibration(arrays: dict[str, np.ndarray], path: str | os.PathLike[str]
     out = Path(path)
     check_arrays(arrays, out)
     with staged(out) as tmp, open(tmp, "xb") as fh:
-        np.savez_compressed(fh, **{k: arrays[k] for k in _SCHEMA})
+        np.savez_compressed(fh, **{k: arrays[k] for k in (*_SCHEMA, *_OPTIONAL) if k in arrays})
     return out
 
 
@@ -454,7 +549,7 @@ def load_calibration(path: str | os.PathLike[str]) -> CalibrationSet:
         with np.load(p, allow_pickle=False) as data:
             if not isinstance(data, np.lib.npyio.NpzFile):  # pragma: no cover - zip files load as NpzFile
                 raise _bad(p, "not an .npz file")
-            arrays = {k: data[k] for k in data.files if k in _SCHEMA}
+            arrays = {k: data[k] for k in data.files if k in _SCHEMA or k in _OPTIONAL}
     except KatadeployError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
@@ -475,6 +570,9 @@ def load_calibration(path: str | os.PathLike[str]) -> CalibrationSet:
         info=info,
         sha256=sha256_file(p),
         path=p,
+        board_x=arrays.get("board_x"),
+        board_y=arrays.get("board_y"),
+        to_move=[str(c) for c in arrays["to_move"].tolist()] if "to_move" in arrays else None,
     )
 
 

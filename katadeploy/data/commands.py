@@ -41,14 +41,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--nn-size", type=int, default=19, help="square tensor size; only boards this size are used"
     )
+    p.add_argument(
+        "--selfplay",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also play N self-play games per board size with --model (policy sampling at --temperature), "
+        "and share the positions equally among the board sizes (default 0: SGF games only)",
+    )
+    p.add_argument(
+        "--board-sizes",
+        default=None,
+        help="self-play board sizes, N or NxM (default 7,9,13,19,9x13)",
+    )
+    p.add_argument("--model", default=None, help="the net that plays the self-play games (file, URL or name)")
+    p.add_argument("--temperature", type=float, default=1.0, help="self-play policy temperature (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_calibrate)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from katadeploy.data.calibration import build_calibration, save_calibration
+    from katadeploy.data.selfplay import parse_board_sizes
     from katadeploy.hashing import sha256_file
 
+    model = None
+    if args.selfplay:
+        from katadeploy.model.source import open_net
+
+        model = open_net(args.model, quiet=args.quiet).model
     arrays, report = build_calibration(
         args.sources or None,
         positions=args.positions,
@@ -56,6 +77,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         seed=args.seed,
         nn_size=args.nn_size,
         progress=not args.quiet,
+        selfplay=args.selfplay,
+        board_sizes=parse_board_sizes(args.board_sizes) if args.board_sizes else None,
+        model=model,
+        temperature=args.temperature,
     )
     path = save_calibration(arrays, Path(args.output))
     size = path.stat().st_size

@@ -101,6 +101,15 @@ class GameRecord:
     komi: float
     game_rules: str
     notes: tuple[str, ...] = ()
+    y_size: int | None = None  # rectangular boards (self-play): the height; None means square (size x size)
+
+    @property
+    def x_size(self) -> int:
+        return self.size
+
+    @property
+    def board_y(self) -> int:
+        return self.y_size or self.size
 
     @property
     def n_moves(self) -> int:
@@ -131,7 +140,7 @@ class GameRecord:
             "rules": rules,
             "komi": self.komi,
             "boardXSize": self.size,
-            "boardYSize": self.size,
+            "boardYSize": self.board_y,
         }
 
 
@@ -187,10 +196,13 @@ def bundled_games_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------- games
-def game_identity(size: int, initial_stones: Sequence[Sequence[str]], moves: Sequence[Sequence[str]]) -> str:
-    """sha256 (hex) of a game's normalised content: size, setup stones and moves as canonical JSON."""
-    content = {
-        "size": size,
+def game_identity(
+    size: int, initial_stones: Sequence[Sequence[str]], moves: Sequence[Sequence[str]], y_size: int | None = None
+) -> str:
+    """sha256 (hex) of a game's normalised content: size, setup stones and moves as canonical JSON (a
+    rectangular board's ``y_size`` is part of it; square boards hash as they always did)."""
+    content: dict[str, Any] = {
+        "size": size if y_size in (None, size) else [size, y_size],
         "initialStones": sorted([c.upper(), v.upper()] for c, v in initial_stones),
         "moves": [[c.upper(), v.upper()] for c, v in moves],
     }

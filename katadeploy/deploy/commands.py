@@ -56,16 +56,32 @@ def _register_configure(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("platform", choices=list(PLATFORMS), help="the box the config is for")
     p.add_argument("--mode", choices=("gtp", "analysis"), default="gtp", help="default %(default)s")
-    p.add_argument("--backend", help="backend when the platform has two (e.g. cpu: eigen|opencl, mac: metal|coreml)")
-    p.add_argument("--model", help="net for --tune (file, URL or known name); also named in the file's run line")
-    p.add_argument("--artifact", help="onnx: a katadeploy ONNX artifact, or a deploy.json (fastest passing ONNX)")
-    p.add_argument("--provider", choices=ONNX_PROVIDERS, help="onnx: ONNX Runtime execution provider (default cpu)")
-    p.add_argument("--tune", action="store_true", help="sweep search threads with `bench engine` on this machine")
-    p.add_argument("--katago", metavar="PATH", help="KataGo binary for --tune (default: the one for --backend)")
+    p.add_argument(
+        "--backend", help="backend when the platform has two (e.g. cpu: eigen|opencl, mac: metal|coreml)"
+    )
+    p.add_argument(
+        "--model", help="net for --tune (file, URL or known name); also named in the file's run line"
+    )
+    p.add_argument(
+        "--artifact", help="onnx: a katadeploy ONNX artifact, or a deploy.json (fastest passing ONNX)"
+    )
+    p.add_argument(
+        "--provider", choices=ONNX_PROVIDERS, help="onnx: ONNX Runtime execution provider (default cpu)"
+    )
+    p.add_argument(
+        "--tune", action="store_true", help="sweep search threads with `bench engine` on this machine"
+    )
+    p.add_argument(
+        "--katago", metavar="PATH", help="KataGo binary for --tune (default: the one for --backend)"
+    )
     p.add_argument("--tune-threads", type=batch_list, default=None, help="threads to try (default 1,N,2N,4N)")
     p.add_argument("--tune-visits", type=int, default=100, help="visits per position (default %(default)s)")
-    p.add_argument("--tune-positions", type=int, default=3, help="positions per setting (default %(default)s)")
-    p.add_argument("--ram", type=float, default=None, metavar="GIB", help="RAM of the target box (cache size)")
+    p.add_argument(
+        "--tune-positions", type=int, default=3, help="positions per setting (default %(default)s)"
+    )
+    p.add_argument(
+        "--ram", type=float, default=None, metavar="GIB", help="RAM of the target box (cache size)"
+    )
     p.add_argument("-o", "--output", help="config file to write (default: print it)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_configure)

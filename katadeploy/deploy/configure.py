@@ -93,7 +93,9 @@ class KataGoConfig:
             + ").",
         ]
         if self.tuned is None:
-            out.append("# Settings: per-platform presets (not measured on the box; `configure --tune` measures them).")
+            out.append(
+                "# Settings: per-platform presets (not measured on the box; `configure --tune` measures them)."
+            )
         out += [f"# {n}" for n in self.notes]
         out.append("")
         for key, value, why in self.lines:
@@ -126,10 +128,22 @@ def cache_power(ram_gib: float, mode: str, cap: int, shared: bool = False) -> in
 
 
 def _cpu_preset(backend: str, cores: int) -> Preset:
+    if backend == "onnx":
+        return Preset(
+            max(2, 2 * cores),
+            1,
+            max(8, 2 * cores),
+            f"ONNX Runtime on a {cores}-core box: batches of about 2x cores",
+        )
     if backend == "eigen":
-        return Preset(cores, cores, 2, f"Eigen on {cores} cores: one NN server thread per core, one search thread each")
+        return Preset(
+            cores, cores, 2, f"Eigen on {cores} cores: one NN server thread per core, one search thread each"
+        )
     return Preset(
-        max(2, 2 * cores), 1, max(8, 2 * cores), f"OpenCL on a {cores}-core CPU: a couple of searches per core"
+        max(2, 2 * cores),
+        1,
+        max(8, 2 * cores),
+        f"OpenCL on a {cores}-core CPU: a couple of searches per core",
     )
 
 
@@ -161,7 +175,9 @@ def pick_from_deploy(path: Path) -> Path:
         if best is None or speed > best[0]:
             best = (speed, p)
     if best is None:
-        raise KatadeployError(f"{path}: no ONNX artifact passed validation there (run `katadeploy deploy` first)")
+        raise KatadeployError(
+            f"{path}: no ONNX artifact passed validation there (run `katadeploy deploy` first)"
+        )
     return best[1]
 
 
@@ -170,9 +186,13 @@ def _onnx_artifact(artifact: str | os.PathLike[str]) -> tuple[Path, list[str]]:
 
     p = Path(artifact)
     notes = []
-    if p.suffix == ".json" and p.name != p.stem + ".onnx.json":
+    if p.name.endswith(".onnx.json"):  # an artifact's sidecar manifest: the artifact itself
+        p = p.with_suffix("")
+    elif p.suffix == ".json":
         p = pick_from_deploy(p)
-        notes.append(f"Artifact: {p.name}, the fastest ONNX artifact that passed validation in the deploy.json.")
+        notes.append(
+            f"Artifact: {p.name}, the fastest ONNX artifact that passed validation in the deploy.json."
+        )
     if not p.is_file():
         raise KatadeployError(f"{p}: no such artifact")
     if check_contract(p):
@@ -206,11 +226,12 @@ def build_config(
     cfg = KataGoConfig(platform, be, mode)
     n_cores = cores or (os.cpu_count() or 1 if plat.local else plat.cores)
     ram = ram_gib or (ram_gib_here() if plat.local else plat.ram_gib)
-    preset = plat.presets.get(be) or _cpu_preset("eigen" if be == "eigen" else "opencl", n_cores)
+    preset = plat.presets.get(be) or _cpu_preset(be, n_cores)
     cfg.notes.append(plat.description + ".")
 
     # ---- logging / protocol conventions
     if mode == "gtp":
+        cfg.set("logAllGTPCommunication", False, "GTP traffic not logged (KataGo requires the key in GTP)")
         cfg.set("logSearchInfo", False, "no per-move search dumps in the log (GUIs read GTP, not the log)")
         cfg.set("ponderingEnabled", False, "no thinking on the opponent's time: predictable CPU/GPU use")
     else:
@@ -218,12 +239,18 @@ def build_config(
         cfg.set("logAllRequests", False, "do not log every query (large with many clients)")
         cfg.set("logAllResponses", False, "do not log every response")
         cfg.set("logErrorsAndWarnings", True, "keep errors and warnings in the log")
-        cfg.set("reportAnalysisWinratesAs", "BLACK", "values from Black's side, as KaTrain and the protocol docs use")
+        cfg.set(
+            "reportAnalysisWinratesAs",
+            "BLACK",
+            "values from Black's side, as KaTrain and the protocol docs use",
+        )
 
     # ---- search size and time
     if mode == "gtp":
         cfg.set("rules", "chinese", "area scoring by default; GUIs change it with kata-set-rules")
-        cfg.set("maxVisits", 500 if be not in ("eigen",) else 200, "visit cap per move (KataGo's example: 500)")
+        cfg.set(
+            "maxVisits", 500 if be not in ("eigen",) else 200, "visit cap per move (KataGo's example: 500)"
+        )
         cfg.set("maxTime", 10.0, "at most 10 s per move when the GUI sends no time control")
         cfg.set("lagBuffer", 1.0, "seconds kept back for GUI/network lag under time controls")
         cfg.set("allowResignation", True, "resign lost games (as KataGo's example config)")
@@ -246,12 +273,20 @@ def build_config(
     if be != "eigen":
         cfg.set("nnMaxBatchSize", preset.batch, "largest NN batch: about the number of threads feeding it")
     else:
-        cfg.notes.append("nnMaxBatchSize is not set: the Eigen backend fixes it at 2 (cpp/program/setup.cpp:284).")
-    cfg.set(
-        "numNNServerThreadsPerModel",
-        preset.server_threads,
-        "NN server threads" + (" (Eigen: one per core)" if be == "eigen" else " (one per device)"),
-    )
+        cfg.set(
+            "nnMaxBatchSize",
+            preset.batch,
+            "ignored by Eigen builds (fixed at 2, cpp/program/setup.cpp:284); other builds need it for analysis",
+        )
+    if be == "eigen":
+        cfg.set(
+            "numEigenThreadsPerModel",
+            preset.server_threads,
+            "Eigen NN threads, one per core (Eigen builds read this, not numNNServerThreadsPerModel: "
+            "cpp/program/setup.cpp:176-180; other builds ignore it, setup.cpp:173)",
+        )
+    else:
+        cfg.set("numNNServerThreadsPerModel", preset.server_threads, "NN server threads (one per device)")
     # thread-indexed device keys
     if be in ("trt", "cuda", "opencl", "metal", "coreml"):
         for t in range(preset.server_threads):
@@ -276,9 +311,15 @@ def build_config(
     # ---- precision / layout per backend
     if be == "trt":
         cfg.set("trtUseFP16", plat.fp16, "FP16 TensorRT engines: tensor cores, half the memory")
-        cfg.set("trtTransformerNHWC", True, "channel-last trunk for transformer nets (faster on tensor cores)")
+        cfg.set(
+            "trtTransformerNHWC", True, "channel-last trunk for transformer nets (faster on tensor cores)"
+        )
     elif be == "cuda":
-        cfg.set("cudaUseFP16", plat.fp16, "FP16 compute" + (" (Maxwell: half-rate storage only)" if platform == "jetson-nano" else ""))
+        cfg.set(
+            "cudaUseFP16",
+            plat.fp16,
+            "FP16 compute" + (" (Maxwell: half-rate storage only)" if platform == "jetson-nano" else ""),
+        )
         cfg.set(
             "cudaUseNHWC",
             platform != "jetson-nano",
@@ -292,25 +333,29 @@ def build_config(
         cfg.set("metalUseFP16", True, "FP16 on the Neural Engine (it runs FP16 natively)")
     elif be == "eigen":
         cfg.notes.append("Eigen computes in FP32 on the CPU: no FP16 or layout keys apply.")
-    if be in ("opencl",) or (plat.local and home_data_dir is not None):
+    if be == "opencl" or plat.local:
         from katadeploy.engine.katago.installer import katago_home
 
         cfg.set(
             "homeDataDir",
             str(home_data_dir or katago_home()),
-            "where KataGo keeps OpenCL tuning (katadeploy's cache: tuned once per machine)",
+            "KataGo's data dir in katadeploy's cache (OpenCL tuning is done once per machine there)",
         )
 
     # ---- the ONNX Runtime backend
     if be == "onnx":
         if artifact is None:
-            raise KatadeployError("configure onnx needs --artifact (a katadeploy ONNX artifact or a deploy.json)")
+            raise KatadeployError(
+                "configure onnx needs --artifact (a katadeploy ONNX artifact or a deploy.json)"
+            )
         from katadeploy.artifact import read_manifest
         from katadeploy.export.katago_onnx import config_keys
 
         path, notes = _onnx_artifact(artifact)
         cfg.notes += notes
-        cfg.notes.append(f"Run: katago {mode} -config THIS.cfg -model {path} (KataGo >= 1.18 built with USE_BACKEND=ONNX).")
+        cfg.notes.append(
+            f"Run: katago {mode} -config THIS.cfg -model {path} (KataGo >= 1.18 built with USE_BACKEND=ONNX)."
+        )
         prov = provider or "cpu"
         if prov not in ONNX_PROVIDERS:
             raise KatadeployError(f"--provider must be one of {', '.join(ONNX_PROVIDERS)}, got {prov!r}")
@@ -331,7 +376,11 @@ def build_config(
             )
             cfg.set(key, value, why)
         if man.nn_x == man.nn_y:
-            cfg.set("maxBoardSizeForNNBuffer", man.nn_x, f"the artifact's fixed {man.nn_x}x{man.nn_y} board tensor")
+            cfg.set(
+                "maxBoardSizeForNNBuffer",
+                man.nn_x,
+                f"the artifact's fixed {man.nn_x}x{man.nn_y} board tensor",
+            )
         else:
             cfg.set("maxBoardXSizeForNNBuffer", man.nn_x, "the artifact's board width")
             cfg.set("maxBoardYSizeForNNBuffer", man.nn_y, "the artifact's board height")
@@ -357,15 +406,25 @@ def _binary_for_backend(backend: str, katago: str | None) -> Any:
     if backend == "eigen":
         b = built("eigen")
         if b is None:
-            raise KatadeployError("no Eigen KataGo build: run `katadeploy katago build --backend eigen` first")
+            raise KatadeployError(
+                "no Eigen KataGo build: run `katadeploy katago build --backend eigen` first"
+            )
         return b.binary()
-    raise KatadeployError(f"--tune has no KataGo binary for backend {backend} on this machine (pass --katago)")
+    raise KatadeployError(
+        f"--tune has no KataGo binary for backend {backend} on this machine (pass --katago)"
+    )
 
 
 def _backend_of_binary(binary: Any) -> str:
     proc = binary.run("version")
     text = proc.stdout.lower()
-    for name, word in (("opencl", "opencl"), ("eigen", "eigen"), ("cuda", "cuda"), ("trt", "tensorrt"), ("onnx", "onnx")):
+    for name, word in (
+        ("opencl", "opencl"),
+        ("eigen", "eigen"),
+        ("cuda", "cuda"),
+        ("trt", "tensorrt"),
+        ("onnx", "onnx"),
+    ):
         if f"using {word}" in text:
             return name
     return "?"
@@ -412,7 +471,15 @@ def tune(
         for key in ("numAnalysisThreads", "numSearchThreads", "nnMaxBatchSize", "logToStderr"):
             bench_cfg.lines = [ln for ln in bench_cfg.lines if ln[0] != key]
         cfg_path.write_text(bench_cfg.render())
-        res = run_engine_bench(model, threads=all_t, visits=visits, positions=pos, config=cfg_path, binary=binary, progress=progress)
+        res = run_engine_bench(
+            model,
+            threads=all_t,
+            visits=visits,
+            positions=pos,
+            config=cfg_path,
+            binary=binary,
+            progress=progress,
+        )
         other = None
         other_be = {"eigen": "opencl", "opencl": "eigen"}.get(cfg.backend)
         if compare_other and other_be and katago is None:
@@ -424,7 +491,13 @@ def tune(
                 ocfg_path = Path(tmp) / "other.cfg"
                 ocfg_path.write_text(ocfg.render())
                 ores = run_engine_bench(
-                    model, threads=[default_t], visits=visits, positions=pos, config=ocfg_path, binary=ob, progress=progress
+                    model,
+                    threads=[default_t],
+                    visits=visits,
+                    positions=pos,
+                    config=ocfg_path,
+                    binary=ob,
+                    progress=progress,
                 )
                 other = {"backend": other_be, "katago": ores.katago_version, "threads": default_t,
                          "visits_per_s": ores.results[0].visits_per_s, "nn_evals_per_s": ores.results[0].nn_evals_per_s}  # fmt: skip
@@ -439,7 +512,9 @@ def tune(
         "backend": cfg.backend,
         "visits": visits,
         "positions": len(pos),
-        "sweep": {t: {"visits_per_s": rows[t].visits_per_s, "nn_evals_per_s": rows[t].nn_evals_per_s} for t in all_t},
+        "sweep": {
+            t: {"visits_per_s": rows[t].visits_per_s, "nn_evals_per_s": rows[t].nn_evals_per_s} for t in all_t
+        },
         "tuned": {"threads": best, "visits_per_s": rows[best].visits_per_s},
         "katago_default": {
             "threads": default_t,
@@ -452,7 +527,11 @@ def tune(
     if cfg.mode == "gtp":
         cfg.set("numSearchThreads", best, why)
     else:
-        cfg.set("numAnalysisThreads", 1, "tuned for one query at a time (more parallel queries: raise this, lower the next)")
+        cfg.set(
+            "numAnalysisThreads",
+            1,
+            "tuned for one query at a time (more parallel queries: raise this, lower the next)",
+        )
         cfg.set("numSearchThreads", best, why)
     if cfg.backend != "eigen":
         cfg.set("nnMaxBatchSize", batch, "the batch size the tuning ran with")
@@ -461,7 +540,11 @@ def tune(
     cfg.notes.append(
         "  numSearchThreads: " + ", ".join(f"{t} -> {rows[t].visits_per_s:.1f}" for t in all_t) + " visits/s"
     )
-    ratio = rows[best].visits_per_s / rows[default_t].visits_per_s if rows[default_t].visits_per_s else float("nan")
+    ratio = (
+        rows[best].visits_per_s / rows[default_t].visits_per_s
+        if rows[default_t].visits_per_s
+        else float("nan")
+    )
     cfg.notes.append(
         f"  tuned {best} threads: {rows[best].visits_per_s:.1f} visits/s vs KataGo's default {default_t} "
         f"({KATAGO_DEFAULTS[cfg.mode]['where']}): {rows[default_t].visits_per_s:.1f} visits/s (x{ratio:.2f})"
@@ -498,6 +581,11 @@ def configure(
     """Build (and tune, and write) a config; returns it and the path written (None without ``out``)."""
     cfg = build_config(platform, mode, backend, artifact=artifact, provider=provider, ram_gib=ram_gib)
     if do_tune:
+        if not PLATFORMS[platform].local:
+            raise KatadeployError(
+                f"--tune measures this machine; platform {platform} is another box (tune `cpu` here, or run "
+                "configure --tune on that box)"
+            )
         if model is None:
             raise KatadeployError("--tune needs --model (the net to measure with)")
         from katadeploy.model.hub import resolve_model

@@ -11,7 +11,9 @@ Contract
   ...). ``scope`` is ``common`` (setup.cpp, logger, backends: read by gtp and analysis alike), ``gtp``
   (command/gtp.cpp) or ``analysis`` (command/analysis.cpp); ``required`` lists the scopes whose command file
   reads the key with no ``cfg.contains`` guard (KataGo stops with "Could not find key" without it; a heuristic
-  on the surrounding lines, command files only — ``numSearchThreads`` in setup.cpp is added by hand). ``backend`` is the prefix owning the key
+  on the surrounding lines, command files only — ``numSearchThreads`` in setup.cpp is added by hand);
+  ``builds`` is ``["USE_EIGEN_BACKEND"]``-style when every read sits inside one ``#ifdef`` branch (other builds
+  never read the key and warn that it is unused). ``backend`` is the prefix owning the key
   (``cuda``, ``trt``, ``metal``, ``opencl``, ``eigen``, ``onnx``) or ``None`` for every backend.
 * :func:`load_table` loads the shipped table; :func:`lookup` finds the entry for a concrete key (thread- and
   model-indexed forms included) or None. :func:`check_config` returns one problem string per key of a config
@@ -49,11 +51,14 @@ SCANNED_FILES = (
 
 _GETTERS = "contains|getInt|getInt64|getUInt64|getDouble|getFloat|getBool|getString|getEnabled|getFileName|getStrings|getStringsNonEmptyTrim|markAllKeysUsedWithPrefix"
 # cfg.getX("key" ...   or   cfg->getX("key" ...
-_LITERAL = re.compile(r'cfg(?:\.|->)(' + _GETTERS + r')\(\s*"([A-Za-z][A-Za-z0-9_]*)"\s*(\+)?(?=([^;]*))')
+_LITERAL = re.compile(r"cfg(?:\.|->)(" + _GETTERS + r')\(\s*"([A-Za-z][A-Za-z0-9_]*)"\s*(\+)?(?=([^;]*))')
 # cfg.getX(backendPrefix+"Suffix" ...
-_PREFIXED = re.compile(r'cfg(?:\.|->)(' + _GETTERS + r')\(\s*backendPrefix\s*\+\s*"([A-Za-z0-9_-]+)"\s*(\+)?(?=([^;]*))')
+_PREFIXED = re.compile(
+    r"cfg(?:\.|->)(" + _GETTERS + r')\(\s*backendPrefix\s*\+\s*"([A-Za-z0-9_-]+)"\s*(\+)?(?=([^;]*))'
+)
 # string key = "onnxOpenVINODeviceTypeThread" + Global::intToString(t);  (then cfg.contains(key))
 _KEYVAR = re.compile(r'string\s+key\s*=\s*"([A-Za-z][A-Za-z0-9_]*)"\s*\+\s*Global::intToString')
+_PREPROC = re.compile(r"^#\s*(ifdef|ifndef|if|elif|else|endif)\b\s*(?:defined\()?\s*([A-Z0-9_]+)?")
 _RANGE = re.compile(
     r"^[^,;]*,\s*(?:\([a-z0-9_]+\))?\s*(-?[0-9.eE+]+)\s*,\s*(?:\([a-z0-9_]+\))?\s*(-?[0-9.eE+]+)(?:\s*<<\s*(\d+))?\s*\)"
 )
@@ -103,7 +108,14 @@ def transcribe(cpp: Path, ref: str) -> dict[str, dict[str, Any]]:
     table: dict[str, dict[str, Any]] = {}
 
     def add(
-        key: str, getter: str, indexed: bool, rest: str, rel: str, lineno: int, required: bool = False
+        key: str,
+        getter: str,
+        indexed: bool,
+        rest: str,
+        rel: str,
+        lineno: int,
+        required: bool = False,
+        cond: str = "",
     ) -> None:
         entry = table.get(key)
         if entry is None:
@@ -119,7 +131,10 @@ def transcribe(cpp: Path, ref: str) -> dict[str, dict[str, Any]]:
                 "line": lineno,
                 "refs": [ref],
                 "required": [],
+                "builds": [],
+                "_conds": set(),
             }
+        entry["_conds"].add(cond)
         if required and _scope(rel) not in entry["required"]:
             entry["required"].append(_scope(rel))
         sc = _scope(rel)
@@ -140,10 +155,22 @@ def transcribe(cpp: Path, ref: str) -> dict[str, dict[str, Any]]:
         if not path.is_file():
             continue
         lines = path.read_text(errors="replace").splitlines()
+        conds: list[str] = []  # #ifdef/#ifndef USE_*_BACKEND nesting, "!" for the negated branch
         for lineno, line in enumerate(lines, start=1):
             stripped = line.strip()
             if stripped.startswith("//"):
                 continue
+            pm = _PREPROC.match(stripped)
+            if pm:
+                kind, macro = pm.groups()
+                if kind in ("ifdef", "ifndef", "if"):
+                    conds.append(("!" if kind == "ifndef" else "") + (macro or "?"))
+                elif kind == "else" and conds:
+                    conds[-1] = conds[-1][1:] if conds[-1].startswith("!") else "!" + conds[-1]
+                elif kind == "endif" and conds:
+                    conds.pop()
+                continue
+            cond = next((c for c in reversed(conds) if c.lstrip("!").startswith("USE_")), "")
             for m in _LITERAL.finditer(line):
                 getter, key, plus, rest = m.groups()
                 # read with no cfg.contains(key) guard nearby: KataGo fails without it ("Could not find key")
@@ -155,20 +182,27 @@ def transcribe(cpp: Path, ref: str) -> dict[str, dict[str, Any]]:
                     and "else" not in near.splitlines()[-1]
                     and rel.startswith("command/")
                 )
-                add(key, getter, bool(plus), rest, rel, lineno, required)
+                add(key, getter, bool(plus), rest, rel, lineno, required, cond)
             for m in _PREFIXED.finditer(line):
                 getter, suffix, plus, rest = m.groups()
                 for p in BACKEND_PREFIXES:
                     if rel == "program/setup.cpp" and p == "onnx" and not _has_onnx_prefix(cpp):
                         continue
-                    add(p + suffix, getter, bool(plus), rest, rel, lineno)
+                    add(p + suffix, getter, bool(plus), rest, rel, lineno, False, cond)
             for m in _KEYVAR.finditer(line):
-                add(m.group(1), "getString", True, "", rel, lineno)
+                add(m.group(1), "getString", True, "", rel, lineno, False, cond)
     for entry in table.values():
         if entry["type"] is None:
             entry["type"] = "any"
+        conds = entry.pop("_conds")
+        # read only inside #ifdef USE_X_BACKEND: other builds never read it (and warn "Unused key")
+        entry["builds"] = sorted(conds) if "" not in conds and len(conds) == 1 else []
     if "numSearchThreads" in table:  # setup.cpp:445, read unguarded by gtp and analysis alike
         table["numSearchThreads"]["required"] = ["gtp", "analysis"]
+    if "nnMaxBatchSize" in table:  # setup.cpp:277, unguarded in analysis (no default batch size) except Eigen
+        table["nnMaxBatchSize"]["required"] = ["analysis"]
+    if "numAnalysisThreads" in table:  # analysis.cpp:103, unless -analysis-threads is given
+        table["numAnalysisThreads"]["required"] = ["analysis"]
     return table
 
 
@@ -248,10 +282,13 @@ def _value_problem(entry: dict[str, Any], value: str) -> str | None:
     return None
 
 
+_MACRO = {"trt": "TENSORRT", "cuda": "CUDA", "opencl": "OPENCL", "eigen": "EIGEN", "metal": "METAL", "onnx": "ONNX"}
+
+
 def check_config(items: dict[str, str], mode: str, backend: str) -> list[str]:
     """Problems (one line each) with config ``items`` for a KataGo of ``backend`` run in ``mode``."""
     table = load_table()
-    problems = []
+    problems = missing_required(items, mode)
     for key, value in items.items():
         entry = table.lookup(key)
         if entry is None:
@@ -261,15 +298,31 @@ def check_config(items: dict[str, str], mode: str, backend: str) -> list[str]:
             problems.append(f"{key}: KataGo reads it only in {'/'.join(entry['scopes'])}, not {mode}")
         if entry["backend"] is not None and entry["backend"] != backend:
             problems.append(f"{key}: a {entry['backend']} key in a {backend} config")
+        builds = entry.get("builds") or []
+        if builds and not builds[0].startswith("!") and builds[0] != f"USE_{_MACRO.get(backend, backend.upper())}_BACKEND":
+            problems.append(f"{key}: read only by {builds[0]} builds ({entry['file']}:{entry['line']})")
         bad = _value_problem(entry, value)
         if bad:
             problems.append(f"{key}: {bad} ({entry['file']}:{entry['line']})")
     return problems
 
 
+def missing_required(items: dict[str, str], mode: str) -> list[str]:
+    """Keys KataGo reads unguarded in ``mode`` that ``items`` lacks (KataGo would stop at startup)."""
+    return [
+        f"{e['key']}: required in {mode} ({e['file']}:{e['line']})"
+        for e in load_table().entries.values()
+        if mode in e.get("required", []) and e["key"] not in items
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="regenerate katadeploy/configs/keys.json from KataGo source trees")
-    ap.add_argument("trees", nargs="+", help="CPP_DIR=REF (the cpp/ directory of a KataGo checkout, and its ref)")
+    ap = argparse.ArgumentParser(
+        description="regenerate katadeploy/configs/keys.json from KataGo source trees"
+    )
+    ap.add_argument(
+        "trees", nargs="+", help="CPP_DIR=REF (the cpp/ directory of a KataGo checkout, and its ref)"
+    )
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args(argv)
     tables, sources = [], {}

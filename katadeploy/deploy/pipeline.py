@@ -39,6 +39,7 @@ class TargetOutcome:
     worst: str | None = None
     top1_agreement: float | None = None
     report: str | None = None
+    int8_mac_fraction: float | None = None  # INT8 artifacts: the share of MACs that really run int8
     evals_per_s: dict[int, float] = field(default_factory=dict)
 
 
@@ -144,11 +145,12 @@ def run_deploy(
         result = ValidationResult(
             artifact=Path(o.artifact).name, target=m.target, precision=m.precision, model=model.name,
             model_sha256=sha, positions=sets[key].source, nn_x=key[0], nn_y=key[1], exact=key[2], batch=16,
-            metrics=metrics, seconds=seconds, skipped=sets[key].skipped,
+            metrics=metrics, seconds=seconds, skipped=sets[key].skipped, quantization=m.quantization,
         )  # fmt: skip
         paths = write_report(result, out)
         o.report = str(paths.get("md", ""))
         o.verdict = "PASS" if result.passed else "FAIL"
+        o.int8_mac_fraction = (m.quantization or {}).get("int8_mac_fraction")
         worst = metrics.worst(m.precision)
         o.worst = f"{worst.metric} {worst.stat} {worst.value:.4g} ({worst.ratio:.2f}x limit)"
         o.top1_agreement = metrics.top1
@@ -186,7 +188,7 @@ def run_deploy(
 
 def markdown(r: DeployResult) -> str:
     bs = r.bench_batches
-    head = ["target", "artifact", "MB", "export s", "validation", "worst metric"] + [
+    head = ["target", "artifact", "MB", "export s", "validation", "int8 MACs", "worst metric"] + [
         f"evals/s b{b}" for b in bs
     ]
     lines = [
@@ -201,20 +203,25 @@ def markdown(r: DeployResult) -> str:
         "|" + "---|" * len(head),
     ]
     if r.torch_evals_per_s:
-        row = ["torch-fp32 (reference)", "-", "-", "-", "-", "-"]
+        row = ["torch-fp32 (reference)", "-", "-", "-", "-", "-", "-"]
         row += [f"{r.torch_evals_per_s.get(b, float('nan')):.1f}" for b in bs]
         lines.append("| " + " | ".join(row) + " |")
     for t in r.targets:
         if t.error:
-            row = [t.target, "not built", "-", "-", "-", t.error.replace("|", "/")[:160]] + ["-"] * len(bs)
+            row = [t.target, "not built", "-", "-", "-", "-", t.error.replace("|", "/")[:160]] + ["-"] * len(bs)
         else:
             row = [
                 t.target, Path(t.artifact or "").name, f"{t.size_mb:.1f}", f"{t.export_seconds:.0f}",
-                t.verdict, (t.worst or "").replace("|", "/"),
+                t.verdict, _share(t.int8_mac_fraction), (t.worst or "").replace("|", "/"),
             ]  # fmt: skip
             row += [f"{t.evals_per_s[b]:.1f}" if b in t.evals_per_s else "-" for b in bs]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _share(fraction: float | None) -> str:
+    """The int8 MAC share for the table: an "int8" artifact that is mostly float says so."""
+    return "-" if fraction is None else f"{100 * fraction:.0f}%"
 
 
 def write_summary(r: DeployResult, out: Path) -> dict[str, Path]:

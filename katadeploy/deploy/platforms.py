@@ -63,7 +63,9 @@ class Platform:
         return self.backends[0]
 
 
-_GPU_BIG = Preset(24, 1, 32, "a desktop GPU wants several batches in flight; KataGo's genconfig starts near here")
+_GPU_BIG = Preset(
+    24, 1, 32, "a desktop GPU wants several batches in flight; KataGo's genconfig starts near here"
+)
 
 PLATFORMS: dict[str, Platform] = {
     p.name: p
@@ -96,7 +98,9 @@ PLATFORMS: dict[str, Platform] = {
             fp16=True,
             presets={
                 "trt": Preset(12, 1, 16, "an Orin iGPU saturates at about a dozen threads; batch kept small"),
-                "cuda": Preset(12, 1, 16, "an Orin iGPU saturates at about a dozen threads; batch kept small"),
+                "cuda": Preset(
+                    12, 1, 16, "an Orin iGPU saturates at about a dozen threads; batch kept small"
+                ),
             },
         ),
         Platform(
@@ -108,8 +112,12 @@ PLATFORMS: dict[str, Platform] = {
             cache_cap=17,
             fp16=True,
             presets={
-                "cuda": Preset(4, 1, 8, "128 Maxwell cores: a few threads fill it; small batch saves shared RAM"),
-                "trt": Preset(4, 1, 8, "128 Maxwell cores: a few threads fill it; small batch saves shared RAM"),
+                "cuda": Preset(
+                    4, 1, 8, "128 Maxwell cores: a few threads fill it; small batch saves shared RAM"
+                ),
+                "trt": Preset(
+                    4, 1, 8, "128 Maxwell cores: a few threads fill it; small batch saves shared RAM"
+                ),
             },
         ),
         Platform(
@@ -119,7 +127,9 @@ PLATFORMS: dict[str, Platform] = {
             cores=4,
             ram_gib=4,
             cache_cap=18,
-            presets={"eigen": Preset(4, 4, 2, "Eigen: one NN server thread per core, one search thread each")},
+            presets={
+                "eigen": Preset(4, 4, 2, "Eigen: one NN server thread per core, one search thread each")
+            },
         ),
         Platform(
             "rpi5",
@@ -128,7 +138,9 @@ PLATFORMS: dict[str, Platform] = {
             cores=4,
             ram_gib=8,
             cache_cap=19,
-            presets={"eigen": Preset(4, 4, 2, "Eigen: one NN server thread per core, one search thread each")},
+            presets={
+                "eigen": Preset(4, 4, 2, "Eigen: one NN server thread per core, one search thread each")
+            },
         ),
         Platform(
             "mac",

@@ -141,7 +141,9 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("path", help="print the KataGo binary katadeploy uses (or its environment with --env)")
     _add_katago_arg(p)
     p.add_argument("--env", action="store_true", help="print export lines for the environment to run it with")
-    p.add_argument("--raw", action="store_true", help="print the executable itself (it may need --env to run)")
+    p.add_argument(
+        "--raw", action="store_true", help="print the executable itself (it may need --env to run)"
+    )
     p.add_argument("--no-check", action="store_true", help="do not run `katago version` to check the binary")
     p.set_defaults(func=_path)
 

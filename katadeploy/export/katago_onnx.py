@@ -36,7 +36,9 @@ from typing import Any
 from katadeploy.errors import KatadeployError
 from katadeploy.extras import require
 
-SOURCE = "lightvector/KataGo pull/1171 @ a4ac35b392945d6af609420b759a8f2c47170546: cpp/neuralnet/onnxbackend.cpp"
+SOURCE = (
+    "lightvector/KataGo pull/1171 @ a4ac35b392945d6af609420b759a8f2c47170546: cpp/neuralnet/onnxbackend.cpp"
+)
 SRC = "cpp/neuralnet/onnxbackend.cpp"
 
 NUM_FEATURES_SPATIAL_V7 = 22  # cpp/neuralnet/nninputs.h
@@ -60,20 +62,24 @@ CONTRACT: dict[str, Any] = {
     "source": SOURCE,
     "raw_onnx_when": f"model file name ends with .onnx ({SRC}:251)",
     "dtype": f"float32 tensors on every input and output (Ort::Value::CreateTensor<float>, {SRC}:963-1003; "
-    f"GetTensorData<float>, {SRC}:1049-1053)",
+    f"GetTensorData<float>, {SRC}:1051-1055)",
     "inputs": {
-        "mask": {"rank": 4, "shape": ["N", 1, "H", "W"], "required": False,
-                 "where": f"{SRC}:963 (bound only if declared, {SRC}:988-991)"},
+        "mask": {
+            "rank": 4,
+            "shape": ["N", 1, "H", "W"],
+            "required": False,
+            "where": f"{SRC}:963 (bound only if declared, {SRC}:988-991)",
+        },
         "spatial": {"rank": 4, "shape": ["N", "C", "H", "W"], "required": True, "where": f"{SRC}:969"},
         "global": {"rank": 4, "shape": ["N", "C", 1, 1], "required": True, "where": f"{SRC}:975"},
         "meta": {"rank": 4, "shape": ["N", "C", 1, 1], "required": False, "where": f"{SRC}:999"},
     },
     "outputs": {
-        "policy_pass": {"where": f"{SRC}:1073-1084 ([N,C,1,1] or [N,C], read flat)"},
-        "policy": {"where": f"{SRC}:1073-1090 ([N,C,H,W])"},
-        "value": {"channels": 3, "where": f"{SRC}:1094-1100 ([N,3] logits)"},
-        "score": {"where": f"{SRC}:1103-1140 ([N,C], C>=6 for version>=9, >=4 for 8)"},
-        "ownership": {"channels": 1, "where": f"{SRC}:1144-1150 ([N,1,H,W])"},
+        "policy_pass": {"where": f"{SRC}:1072-1093 ([N,C,1,1] or [N,C], read flat)"},
+        "policy": {"where": f"{SRC}:1072-1093 ([N,C,H,W])"},
+        "value": {"channels": 3, "where": f"{SRC}:1096-1103 ([N,3] logits)"},
+        "score": {"where": f"{SRC}:1105-1147 ([N,C], C>=6 for version>=9, >=4 for 8)"},
+        "ownership": {"channels": 1, "where": f"{SRC}:1149-1154 ([N,1,H,W])"},
     },
     "introspection": f"case-insensitive substring of names: mask/spatial/global/meta, policypass before policy, "
     f"scorevalue|miscvalue before value, ownership; channels = dim 1 ({SRC}:118-206)",
@@ -165,7 +171,9 @@ def check_contract(
         if t.name != names[role]:
             problems.append(f"input {t.name!r}: KataGo binds {role} by the exact name {names[role]!r}")
         if len(t.shape) != spec["rank"]:
-            problems.append(f"input {t.name!r}: rank {len(t.shape)}, KataGo feeds {spec['shape']} ({spec['where']})")
+            problems.append(
+                f"input {t.name!r}: rank {len(t.shape)}, KataGo feeds {spec['shape']} ({spec['where']})"
+            )
             continue
         if not isinstance(t.shape[1], int):
             problems.append(f"input {t.name!r}: dim 1 must be static (KataGo reads channels from it)")
@@ -250,13 +258,17 @@ def write_katago_onnx(artifact: str | Path, out: str | Path | None = None) -> Pa
     if manifest.format != "onnx":
         raise KatadeployError(f"{src}: a {manifest.format} artifact, not ONNX")
     if float(manifest.output_scale) != 1.0:
-        raise KatadeployError(f"{src}: output_scale {manifest.output_scale} (KataGo's raw .onnx path scales nothing)")
+        raise KatadeployError(
+            f"{src}: output_scale {manifest.output_scale} (KataGo's raw .onnx path scales nothing)"
+        )
     dst = Path(out) if out is not None else katago_onnx_path(src)
     model = onnx.load(str(src))
     g = model.graph
     have_in = {v.name: v for v in g.input}
     have_out = {v.name: v for v in g.output}
-    missing = [n for n in _KD_OUTPUTS if n not in have_out] + [n for n in ("spatial", "global") if n not in have_in]
+    missing = [n for n in _KD_OUTPUTS if n not in have_out] + [
+        n for n in ("spatial", "global") if n not in have_in
+    ]
     if missing:
         raise KatadeployError(f"{src}: not a katadeploy ONNX graph (no {', '.join(missing)})")
 
@@ -272,10 +284,14 @@ def write_katago_onnx(artifact: str | Path, out: str | Path | None = None) -> Pa
         elif vi.name in ("global", "meta"):
             role = vi.name
             new_name = DEFAULT_NAMES[role][0]
-            shape = ["N" if d.HasField("dim_param") or not d.HasField("dim_value") else d.dim_value for d in dims]
+            shape = [
+                "N" if d.HasField("dim_param") or not d.HasField("dim_value") else d.dim_value for d in dims
+            ]
             shape = [shape[0], shape[1], 1, 1]
             new_inputs.append(helper.make_tensor_value_info(new_name, TensorProto.FLOAT, shape))
-            new_nodes.append(helper.make_node("Flatten", [new_name], [role], name=f"katago_io/{role}_flatten", axis=1))
+            new_nodes.append(
+                helper.make_node("Flatten", [new_name], [role], name=f"katago_io/{role}_flatten", axis=1)
+            )
         else:
             new_inputs.append(vi)
     new_outputs = []
@@ -290,7 +306,9 @@ def write_katago_onnx(artifact: str | Path, out: str | Path | None = None) -> Pa
             c = shape[1]
             const = "katago_io/policy_pass_shape"
             g.initializer.append(numpy_helper.from_array(np.array([-1, c, 1, 1], dtype=np.int64), const))
-            new_nodes.append(helper.make_node("Reshape", [vi.name, const], [target], name="katago_io/policy_pass"))
+            new_nodes.append(
+                helper.make_node("Reshape", [vi.name, const], [target], name="katago_io/policy_pass")
+            )
             shape = [shape[0], c, 1, 1]
         else:
             new_nodes.append(helper.make_node("Identity", [vi.name], [target], name=f"katago_io/{vi.name}"))
@@ -302,7 +320,11 @@ def write_katago_onnx(artifact: str | Path, out: str | Path | None = None) -> Pa
     # the Flatten nodes produce the old input names and must come first (graph nodes are topologically sorted)
     old = list(g.node)
     del g.node[:]
-    g.node.extend([n for n in new_nodes if n.op_type == "Flatten"] + old + [n for n in new_nodes if n.op_type != "Flatten"])
+    g.node.extend(
+        [n for n in new_nodes if n.op_type == "Flatten"]
+        + old
+        + [n for n in new_nodes if n.op_type != "Flatten"]
+    )
     onnx.checker.check_model(model)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")

@@ -268,10 +268,12 @@ def export(req: ExportRequest) -> Path:
     artifact = req.artifact_path()
     details = write_onnx(req, artifact, req.target.precision)
     details = json.loads(json.dumps(details, default=_json_default))
+    quantization = details.pop("quantization", None)
     inputs, outputs = io_specs(req.model, req.nn_x, req.nn_y, "N")
     manifest = req.manifest(
-        artifact, inputs, outputs, batch={"dynamic": True}, output_scale=1.0, details=details
-    )
+        artifact, inputs, outputs, batch={"dynamic": True}, output_scale=1.0, details=details,
+        quantization=quantization,
+    )  # fmt: skip
     req.log(f"wrote {artifact} ({artifact.stat().st_size / 1e6:.1f} MB) in {details['seconds']:.1f} s")
     return req.finish(artifact, manifest)
 

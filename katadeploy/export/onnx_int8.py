@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from katadeploy.errors import KatadeployError
+from katadeploy.export.macs import onnx_macs
+from katadeploy.export.macs import summarize as summarize_macs
 from katadeploy.export.node_roles import node_role, summarize_nodes
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
@@ -361,7 +363,9 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         quantize, kept, tensors = plan_nodes(pre_proto, model, quant_outputs)
         if not quantize:
             raise KatadeployError(f"{model.name}: no trunk convolution left to quantize")
-        req.log(f"int8: calibrating {len(tensors)} tensors of {len(quantize)} nodes on {len(calib)} positions")
+        req.log(
+            f"int8: calibrating {len(tensors)} tensors of {len(quantize)} nodes on {len(calib)} positions"
+        )
         reader = _reader_class()(calib)
         collector = collect_ranges(pre_proto, tensors, reader, methods, req.progress)
         calib_seconds = time.perf_counter() - t0
@@ -398,9 +402,14 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         final = onnx.load(str(tmp / f"int8-{best}.onnx"))
         tidy(final)
         onnx.checker.check_model(final)
+        quantization = summarize_macs(
+            onnx_macs(final, lambda name, op: node_role(name, op, model)),
+            f"onnxruntime quantize_static QDQ, {best} ranges, int8 weights per channel, {placement}",
+        )
         with staged(path) as out_tmp:
             onnx.save(final, str(out_tmp))
     return {
+        "quantization": quantization,
         "int8": {
             "quantizer": f"onnxruntime {ort.__version__} quantize_static",
             "format": "QDQ",
@@ -422,5 +431,5 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             "entropy_bins": [ENTROPY_BINS, ENTROPY_QUANT_BINS],
             "calibration_seconds": round(calib_seconds, 2),
             "seconds": round(time.perf_counter() - t0, 2),
-        }
+        },
     }

@@ -73,6 +73,9 @@ import numpy as np
 from katadeploy.artifact import OUTPUT_NAMES, input_names, io_specs
 from katadeploy.errors import KatadeployError
 from katadeploy.export.graph import ExportNet, example_inputs
+from katadeploy.export.macs import Row, conv_macs, matmul_macs
+from katadeploy.export.macs import summarize as summarize_macs
+from katadeploy.export.node_roles import node_role
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
 from katadeploy.model.desc import ModelDesc
@@ -379,20 +382,53 @@ def restore_float(om: Any, blocks: set[int], weights: dict[str, Any]) -> int:
     return count
 
 
-def int8_macs(om: Any, nn_x: int, nn_y: int) -> dict[str, float]:
-    """Multiply-accumulates per position of the weight ops, split into int8 and float ones."""
-    macs = {"int8": 0.0, "float": 0.0}
+def mac_rows(om: Any, model: ModelDesc) -> list[Row]:
+    """One :mod:`katadeploy.export.macs` row per convolution and matmul (weights or not) of ``om``: its MACs per
+    position and whether its activation input is fake-quantized (so the CPU plugin runs it as an int8 kernel)."""
+    rows: list[Row] = []
     for node in om.get_ordered_ops():
-        w = weight_input(node)
-        if w is None:
+        kind = node.get_type_name()
+        if kind not in WEIGHT_OPS:
             continue
-        shape = list(w.get_output_shape(0))
-        n = float(np.prod(shape))
-        if node.get_type_name() != "MatMul" and len(shape) == 4:
-            n *= nn_x * nn_y
-        macs["int8" if is_quantized(node) else "float"] += n
-    total = macs["int8"] + macs["float"]
-    return {**macs, "int8_share": macs["int8"] / total if total else 0.0}
+        out = _static(node.get_output_partial_shape(0))
+        if kind == "MatMul":
+            a = _static(node.get_input_partial_shape(0))
+            k = a[-2] if node.get_attributes().get("transpose_a", False) else a[-1]
+            macs = matmul_macs(out, k)
+        else:
+            w = _static(node.get_input_partial_shape(1))
+            macs = conv_macs(out, w[1:] if kind == "GroupConvolution" else w)
+        name = node.get_friendly_name()
+        role = node_role(onnx_style_name(name), "MatMul" if kind == "MatMul" else "Conv", model)
+        rows.append((name, role, macs, is_quantized(node)))
+    return rows
+
+
+def onnx_style_name(name: str) -> str:
+    """An OpenVINO friendly name in the ONNX exporter's scope form, for :func:`node_role`:
+    ``__module.net.blocks.1.mid/aten::mul/Multiply`` -> ``/net/blocks.1/mid/Multiply``; ONNX-imported names
+    (``/net/blocks.1/...``) are returned as they are."""
+    if not name.startswith("__module."):
+        return name
+    scope, _, rest = name.partition("/")
+    parts: list[str] = []
+    for token in scope.removeprefix("__module.").split("."):
+        if token.isdigit() and parts:
+            parts[-1] += f".{token}"
+        else:
+            parts.append(token)
+    return "/" + "/".join(parts) + "/" + rest.rsplit("/", 1)[-1]
+
+
+def _static(shape: Any) -> list[int]:
+    return [d.get_length() if d.is_static else 1 for d in shape]
+
+
+def int8_macs(om: Any, model: ModelDesc) -> dict[str, float]:
+    """Multiply-accumulates per position of the conv/matmul ops, split into int8 and float ones."""
+    q = summarize_macs(mac_rows(om, model), "")
+    macs = q["macs_per_position"]
+    return {**macs, "int8_share": q["int8_mac_fraction"]}
 
 
 def calibration_dataset(req: ExportRequest, limit: int) -> list[dict[str, np.ndarray]]:
@@ -401,7 +437,9 @@ def calibration_dataset(req: ExportRequest, limit: int) -> list[dict[str, np.nda
     names = input_names(req.model)
     items = []
     for i in range(len(cs)):
-        arrays = [cs.spatial[i : i + 1], cs.global_[i : i + 1]] + ([] if cs.meta is None else [cs.meta[i : i + 1]])
+        arrays = [cs.spatial[i : i + 1], cs.global_[i : i + 1]] + (
+            [] if cs.meta is None else [cs.meta[i : i + 1]]
+        )
         items.append(dict(zip(names, arrays)))
     return items
 
@@ -472,7 +510,11 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
     final = q.clone()
     record["fanout_guards"] = guard_fanout(final)
     record["float_blocks"] = sorted(restored)
-    record["macs_per_position"] = int8_macs(final, req.nn_x, req.nn_y)
+    record["macs_per_position"] = int8_macs(final, req.model)
+    record["quantization"] = summarize_macs(
+        mac_rows(final, req.model),
+        f"nncf {name}" + (f", {len(restored)} trunk blocks FP32" if restored else ", every trunk layer int8"),
+    )
     record["validation"] = summarize(metrics, "int8")
     record["seconds"] = round(time.perf_counter() - t0, 1)
     verdict = "meets" if metrics.passed("int8") else "MISSES"
@@ -702,9 +744,11 @@ def export(req: ExportRequest) -> Path:
     loaded.close()
     details["seconds"] = round(time.perf_counter() - t0, 1)
     inputs, outputs = io_specs(req.model, req.nn_x, req.nn_y, "N")
+    quantization = (details.get("int8") or {}).pop("quantization", None)
     manifest = req.manifest(
-        artifact, inputs, outputs, batch={"dynamic": True}, output_scale=1.0, details=details
-    )
+        artifact, inputs, outputs, batch={"dynamic": True}, output_scale=1.0, details=details,
+        quantization=quantization,
+    )  # fmt: skip
     req.log(
         f"wrote {xml} + {weights.name} ({weights.stat().st_size / 1e6:.1f} MB) in {details['seconds']:.1f} s"
     )

@@ -61,6 +61,7 @@ class ExportRequest:
         batch: dict[str, Any] | None = None,
         output_scale: float = 1.0,
         details: dict[str, Any] | None = None,
+        quantization: dict[str, Any] | None = None,
     ) -> ArtifactManifest:
         calibration = None
         if self.calib is not None:
@@ -86,6 +87,7 @@ class ExportRequest:
             outputs=outputs,
             output_scale=output_scale,
             calibration=calibration,
+            quantization=quantization,
             details=details or {},
         )
 

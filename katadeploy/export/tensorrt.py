@@ -422,5 +422,6 @@ def export(req: ExportRequest) -> Path:
         batch={"dynamic": True, "min": pmin, "opt": popt, "max": pmax},
         output_scale=float(onnx_details.get("output_scale", 1.0)),
         details=details,
+        quantization=onnx_details.get("quantization"),  # the QDQ ONNX's int8 share is the engine's
     )
     return req.finish(artifact, manifest)

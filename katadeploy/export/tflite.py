@@ -58,6 +58,8 @@ import numpy as np
 from katadeploy.artifact import OUTPUT_NAMES, input_names, io_specs
 from katadeploy.errors import KatadeployError
 from katadeploy.export.graph import ExportNet, example_inputs
+from katadeploy.export.macs import Row, conv_macs, matmul_macs
+from katadeploy.export.macs import summarize as summarize_macs
 from katadeploy.export.request import ExportRequest
 from katadeploy.extras import require
 from katadeploy.files import staged
@@ -195,6 +197,40 @@ def op_histogram(model: bytes | Path) -> dict[str, int]:
 def tensor_dtypes(model: bytes | Path) -> dict[str, int]:
     interp = _interpreter(model)
     return dict(sorted(Counter(np.dtype(t["dtype"]).name for t in interp.get_tensor_details()).items()))
+
+
+_MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL")
+_ROLE_PARTS = (
+    ("policy_head", "policy_head"), ("value_head", "value_head"), ("conv_spatial", "stem"),
+    ("linear_global", "stem"), ("meta_encoder", "stem"), ("Block", "trunk"),
+)  # fmt: skip
+
+
+def mac_rows(model: bytes | Path) -> list[Row]:
+    """One :mod:`katadeploy.export.macs` row per convolution / fully-connected / batch-matmul op: MACs per
+    position (the batch is the output's first dimension) and whether its weights (or both inputs) are int8."""
+    interp = _interpreter(model)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    rows: list[Row] = []
+    for op in interp._get_ops_details():
+        kind = op["op_name"]
+        if kind not in _MAC_OPS or len(op["inputs"]) < 2:
+            continue
+        a, w, out = (tensors[op["inputs"][0]], tensors[op["inputs"][1]], tensors[op["outputs"][0]])
+        out_shape, w_shape = [int(x) for x in out["shape"]], [int(x) for x in w["shape"]]
+        if kind == "DEPTHWISE_CONV_2D":
+            macs = conv_macs(out_shape, [1, *w_shape[1:3]])
+        elif kind == "CONV_2D":
+            macs = conv_macs(out_shape, w_shape)
+        elif kind == "FULLY_CONNECTED":
+            macs = matmul_macs(out_shape, w_shape[-1])
+        else:
+            macs = matmul_macs(out_shape, int(a["shape"][-1]))
+        name = str(out["name"]).split(";;")[-1]
+        role = next((r for part, r in _ROLE_PARTS if part in name), "other")
+        int8 = np.dtype(w["dtype"]) == np.int8 and np.dtype(a["dtype"]) in (np.int8, np.int16)
+        rows.append((name, role, macs, bool(int8)))
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------- FP16
@@ -404,7 +440,13 @@ def export(req: ExportRequest) -> Path:
             details["ops"] = op_histogram(tmp)
             details["tensor_dtypes"] = tensor_dtypes(tmp)
             details["export_seconds"] = round(time.perf_counter() - t0, 1)
+    quantization = None
+    if precision == "int8":
+        recipe = f"ai-edge-quantizer static int8, trunk blocks {details['int8'].get('blocks')}"
+        quantization = summarize_macs(mac_rows(path), recipe)
     ins, outs = io_specs(req.model, req.nn_x, req.nn_y, req.batch)
-    manifest = req.manifest(path, ins, outs, batch={"fixed": req.batch}, details=details)
+    manifest = req.manifest(
+        path, ins, outs, batch={"fixed": req.batch}, details=details, quantization=quantization
+    )
     req.log(f"tflite: wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, {details['export_seconds']} s)")
     return req.finish(path, manifest)

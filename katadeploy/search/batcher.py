@@ -2,10 +2,10 @@
 
 Contract: :meth:`NNBatcher.run` blocks until its rows have been evaluated and returns their
 :class:`~katadeploy.runtime.base.RawBatch`. Rows queued by other callers with the same tensor shape are evaluated in
-the same call, up to ``max_batch`` rows (one caller's rows are never split). If the evaluator raises, every request
-in that batch gets :class:`EvaluatorFailed` (the message names the cause); after :meth:`close` or once the thread
-has died, ``run`` raises at once, so no caller ever waits on an evaluator that is gone. Counters (``rows``,
-``batches``, ``nn_seconds``) feed benchmarks.
+the same call, up to ``max_batch`` rows (a caller with more rows is evaluated in ``max_batch`` chunks). If the
+evaluator raises, every request in that batch gets :class:`EvaluatorFailed` (the message names the cause); after
+:meth:`close` or once the thread has died, ``run`` raises at once, so no caller ever waits on an evaluator that is
+gone. Counters (``rows``, ``batches``, ``nn_seconds``) feed benchmarks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import deque
 import numpy as np
 
 from katadeploy.errors import KatadeployError
-from katadeploy.runtime.base import Evaluator, RawBatch
+from katadeploy.runtime.base import Evaluator, RawBatch, evaluate_in_chunks
 
 
 class EvaluatorFailed(KatadeployError):
@@ -119,10 +119,16 @@ class NNBatcher:
                 glob = np.concatenate([j.glob for j in jobs])
                 meta = None if jobs[0].meta is None else np.concatenate([j.meta for j in jobs])  # type: ignore[misc]
             t0 = time.perf_counter()
-            out = self.evaluator.evaluate(spatial, glob, meta)
+            if len(spatial) > self.max_batch:
+                out = evaluate_in_chunks(
+                    self.evaluator.evaluate, self.max_batch, spatial, glob, meta, pad=False
+                )
+                self.batches += -(-len(spatial) // self.max_batch)
+            else:
+                out = self.evaluator.evaluate(spatial, glob, meta)
+                self.batches += 1
             self.nn_seconds += time.perf_counter() - t0
             self.rows += len(spatial)
-            self.batches += 1
             start = 0
             for j in jobs:
                 n = len(j.spatial)

@@ -3,8 +3,8 @@
 Contract: ``python -m katadeploy.search.fidelity --visits 100 [--limit N] [--out DIR]`` runs the 19x19 positions of
 ``shared/oracle/positions.jsonl`` through ``katago analysis`` (the installed v1.18.1, OpenCL FP32) and through
 ``katadeploy analysis``, both driven by :class:`katadeploy.engine.AnalysisEngine`, with one search thread, a fixed
-symmetry (``nnRandomize = false``), no wide root noise and the KataGo features this port lacks switched off in
-both (graph search, subtree value bias, root symmetry pruning). It writes ``fidelity.json`` (per position) and
+symmetry (``nnRandomize = false``), no wide root noise, and in both engines graph search and subtree value bias
+(which this port lacks) and root symmetry pruning switched off. It writes ``fidelity.json`` (per position) and
 ``fidelity.md`` (summary): best-move agreement, p50/p90/max of the root winrate and scoreLead differences (Black's
 view), the total variation distance between the two root visit distributions, and both engines' visits/s.
 """

@@ -50,6 +50,7 @@ class SearchParams:
     root_fpu_reduction_max: float = 0.1
     root_fpu_loss_prop: float = 0.0
     root_desired_per_child_visits_coeff: float = 0.0
+    root_symmetry_pruning: bool = True
     num_virtual_losses_per_thread: float = 1.0
     wide_root_noise: float = 0.04
     # policy
@@ -144,6 +145,7 @@ _SIMPLE: tuple[tuple[str, str, str, float, float], ...] = (
     ("rootDirichletNoiseWeight", "root_dirichlet_noise_weight", "f", 0.0, 1.0),
     ("rootPolicyTemperature", "root_policy_temperature", "f", 0.01, 100.0),
     ("rootDesiredPerChildVisitsCoeff", "root_desired_per_child_visits_coeff", "f", 0.0, 100.0),
+    ("rootSymmetryPruning", "root_symmetry_pruning", "b", 0, 0),
     ("chosenMoveTemperatureHalflife", "chosen_move_temperature_halflife", "f", 0.1, 100000.0),
     ("chosenMoveSubtract", "chosen_move_subtract", "f", 0.0, 1.0e10),
     ("chosenMovePrune", "chosen_move_prune", "f", 0.0, 1.0e10),
@@ -188,7 +190,6 @@ BACKEND_KEYS_PREFIXES = (
 NOT_PORTED: tuple[tuple[str, str, str, str], ...] = (
     ("useGraphSearch", "b", "true", "false"),
     ("subtreeValueBiasFactor", "f", "0.45", "0"),
-    ("rootSymmetryPruning", "b", "true", "false"),
     ("rootNumSymmetriesToSample", "i", "1", "1"),
     ("antiMirror", "b", "false", "false"),
     ("avoidRepeatedPatternUtility", "f", "0", "0"),

@@ -31,6 +31,7 @@ from katadeploy.search.explore import (
     parent_stats,
 )
 from katadeploy.search.node import Node
+from katadeploy.search.rootsymmetry import sym_loc
 from katadeploy.search.scorevalue import score_stdev
 
 if TYPE_CHECKING:
@@ -371,6 +372,28 @@ def _root_hashes(s: Search) -> tuple[str, str]:
     return f"{this:032X}", f"{best:032X}"
 
 
+def _duplicate_for_symmetries(s: Search, rows: list) -> list:
+    """Every symmetric copy of each reported move, with ``isSymmetryOf`` and the PV mapped (KataGo's order)."""
+    out = []
+    done: set[int] = set()
+    xs, ys = s.x_size, s.y_size
+    for row in rows:
+        edge, psv, prior, info, pv, pv_visits, pv_edges, ew = row
+        loc = s.pos_to_loc(pv[0])
+        for sym in s.root_symmetries:
+            other = sym_loc(loc, xs, ys, sym)
+            if other in done:
+                continue
+            done.add(other)
+            new = dict(info)
+            new["move"] = loc_to_string(other, xs, ys)
+            if sym != 0:
+                new["isSymmetryOf"] = info["move"]
+            new_pv = [s.loc_to_pos(sym_loc(s.pos_to_loc(q), xs, ys, sym)) for q in pv]
+            out.append((edge, psv, prior, new, new_pv, pv_visits, pv_edges, ew))
+    return out
+
+
 def analysis_json(
     s: Search, *, perspective: int, pv_len: int, include_policy: bool = False, include_ownership: bool = False,
     include_pv_visits: bool = False, include_no_result_value: bool = False, prevent_encore: bool = True,
@@ -446,6 +469,8 @@ def analysis_json(
             )
             rows.append((edge, sel_values[i], prior, info, pv, pv_visits, pv_edges, ew))
         rows.sort(key=lambda r: (r[0] == 0, -r[1], -r[0], -r[2]))
+        if len(s.root_symmetries) > 1:
+            rows = _duplicate_for_symmetries(s, rows)
         for order, (edge, psv, _, info, pv, pv_visits, pv_edges, ew) in enumerate(rows):
             info["order"] = order
             info["edgeVisits"] = edge

@@ -23,7 +23,9 @@ move) with :class:`~katadeploy.search.params.SearchParams`:
 * :meth:`run` stops at ``maxVisits`` root visits, ``maxPlayouts``, ``maxTime`` seconds or when ``stop`` is set,
   and calls ``on_report`` every ``report_every`` seconds. An evaluator failure propagates out of :meth:`run`.
 
-Not ported: graph search (transpositions), subtree value bias, root symmetry pruning, multi-symmetry root
+Root symmetry pruning as KataGo (:mod:`katadeploy.search.rootsymmetry`).
+
+Not ported: graph search (transpositions), subtree value bias, multi-symmetry root
 averaging, anti-mirror, pattern bonuses, human-SL guidance, avoid/allow moves, futile-visit pruning,
 ``fillDameBeforePass``, time controls.
 """
@@ -47,6 +49,7 @@ from katadeploy.search.nneval import EvalRequest, NNEvaluator
 from katadeploy.search.nnoutput import NNOutput
 from katadeploy.search.node import Node
 from katadeploy.search.params import SearchParams
+from katadeploy.search.rootsymmetry import root_symmetries
 from katadeploy.search.utility import Utility, dynamic_score_center
 
 PASS_LOC = B.PASS_LOC
@@ -100,6 +103,10 @@ class Search:
             dynamic_score_center(root_nn.white_score_mean, self.params, self.x_size, self.y_size),
             self.nneval.supports_shortterm_error,
         )
+        if self.params.root_symmetry_pruning:
+            self.root_symmetries, self.root_duplicates = root_symmetries(self.root_hist)
+        else:
+            self.root_symmetries, self.root_duplicates = [0], set()
         moves = self.root_hist.move_history
         opp = get_opp(self.root_pla)
         self._prune_useless = (
@@ -152,11 +159,15 @@ class Search:
         return (loc // stride - 1) * self.nn_x + (loc % stride - 1)
 
     def allowed_root_move(self, pos: int) -> bool:
-        """``isAllowedRootMove`` (``rootPruneUselessMoves``; root symmetry pruning is not ported)."""
-        if not self._prune_useless:
+        """``isAllowedRootMove``: ``rootPruneUselessMoves`` and ``rootSymmetryPruning``."""
+        if not self._prune_useless and not self.root_duplicates:
             return True
         loc = self.pos_to_loc(pos)
         if loc == PASS_LOC:
+            return True
+        if loc in self.root_duplicates:
+            return False
+        if not self._prune_useless:
             return True
         area = self.root_safe_area[loc]
         return not (area == self.root_pla or area == get_opp(self.root_pla))

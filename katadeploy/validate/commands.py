@@ -109,6 +109,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             artifact=name, target=target, precision=e.precision, model=model.name, model_sha256=sha,
             positions=vset.source, nn_x=key[0], nn_y=key[1], exact=key[2], batch=args.batch,
             metrics=metrics, seconds=seconds, skipped=vset.skipped, notes=notes,
+            quantization=None if e.is_torch else e.manifest.quantization,
         )  # fmt: skip
         if n:
             print()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.artifact import int8_label
 from katadeploy.validate.metrics import CHECKED, METRICS, Metrics, limits_for
 
 SOURCE_NOTE = (
@@ -45,6 +46,8 @@ class ValidationResult:
     seconds: float = 0.0
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
+    #: the manifest's ``quantization`` record for INT8 artifacts (``int8_mac_fraction``, recipe, float layers)
+    quantization: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -66,6 +69,8 @@ class ValidationResult:
             "batch": self.batch,
             "seconds": self.seconds,
             "notes": self.notes,
+            "int8_mac_fraction": (self.quantization or {}).get("int8_mac_fraction"),
+            "quantization": self.quantization,
             "method": SOURCE_NOTE,
         }
 
@@ -110,10 +115,14 @@ def _headline(result: ValidationResult) -> str:
 def _verdict_line(result: ValidationResult) -> str:
     w = result.metrics.worst(result.precision)
     label = METRICS[w.metric][0]
+    share = int8_label(result.quantization)
+    share = f" [{share}]" if share else ""
     if result.passed:
-        return f"PASS: closest to its limit is {label} {w.stat} at {w.ratio:.3g}x of the limit"
+        return f"PASS{share}: closest to its limit is {label} {w.stat} at {w.ratio:.3g}x of the limit"
     failed = sum(not v.passed for v in result.metrics.verdicts(result.precision))
-    return f"FAIL: {failed} check(s) over the limit; worst is {label} {w.stat} at {w.ratio:.3g}x of the limit"
+    return (
+        f"FAIL{share}: {failed} check(s) over the limit; worst is {label} {w.stat} at {w.ratio:.3g}x of the limit"
+    )
 
 
 def _top1(result: ValidationResult) -> str:

@@ -94,3 +94,55 @@ def assert_full_boards_match_katago(path: Path, stem: str) -> None:
     states = [s for s in load_positions(POSITIONS) if (s.x_size, s.y_size) == (19, 19)]
     assert len(states) == 60
     assert_within_gates(golden_errors(stem, ev, model, states))
+
+
+def torch_macs(stem: str) -> tuple[float, float]:
+    """``(all, float-island)`` MACs per 19x19 position of a small ResNet net, counted independently of any
+    artifact: forward hooks on the torch port's Conv2d/Linear modules (the stem and heads are the float
+    islands every INT8 recipe keeps)."""
+    import torch
+    from torch import nn
+
+    from katadeploy.model.net import KataGoNet
+
+    net = KataGoNet(load_model(small_net_path(stem))).eval()
+    counts: dict[str, float] = {}
+
+    def hook(name: str):
+        def record(module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+            per_out = out.numel() / out.shape[0]
+            if isinstance(module, nn.Conv2d):
+                k = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            else:
+                k = module.in_features
+            counts[name] = counts.get(name, 0.0) + per_out * k
+
+        return record
+
+    for name, module in net.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            module.register_forward_hook(hook(name))
+    spatial = torch.zeros(1, 22, 19, 19)
+    spatial[:, 0] = 1.0
+    with torch.inference_mode():
+        net(spatial, torch.zeros(1, 19))
+    islands = ("conv_spatial", "linear_global", "meta_encoder", "policy_head", "value_head")
+    return sum(counts.values()), sum(v for k, v in counts.items() if k.split(".")[0] in islands)
+
+
+def assert_honest_int8_label(path: Path, stem: str, *, all_trunk: bool) -> dict[str, Any]:
+    """The manifest's ``int8_mac_fraction`` against MACs counted on the torch port: the totals agree, and when
+    every trunk layer is int8 (``all_trunk``) the float share is exactly the stem and heads."""
+    from katadeploy.artifact import read_manifest
+
+    q = read_manifest(path).quantization
+    assert q is not None and 0.0 <= q["int8_mac_fraction"] <= 1.0, q
+    total, islands = torch_macs(stem)
+    macs = q["macs_per_position"]
+    assert abs(macs["int8"] + macs["float"] - total) <= 1e-3 * total, (macs, total)
+    if all_trunk:
+        assert abs(q["int8_mac_fraction"] - (1 - islands / total)) < 1e-3, (
+            q["int8_mac_fraction"],
+            islands / total,
+        )
+    return q

@@ -23,6 +23,7 @@ from katadeploy.errors import KatadeployError
 from katadeploy.export import node_roles as R
 from katadeploy.export import onnx as X
 from katadeploy.export.onnx_fp16 import FP32_ROLES, float_types
+from katadeploy.export.onnx_int8 import FLOAT_ROLES
 from katadeploy.export.request import export_artifact
 from katadeploy.go.position import load_positions
 from katadeploy.hashing import sha256_file
@@ -38,6 +39,7 @@ from tests.export.artifacts import (
     RESNET,
     artifact_builder,
     assert_full_boards_match_katago,
+    assert_honest_int8_label,
     int8_known_failure,
     open_for,
     oracle_metrics,
@@ -203,6 +205,10 @@ def test_int8_graph_and_manifest(out_dir):
         d["methods"], key=lambda k: (d["methods"][k]["loss"], d["methods"][k]["worst"]["ratio"])
     )
     assert d["calibration_positions"] == INT8_OPTIONS["calib_positions"]
+    q = assert_honest_int8_label(path, stem, all_trunk=True)
+    assert q["recipe"].startswith("onnxruntime quantize_static") and set(q["float_macs_by_role"]) <= set(
+        FLOAT_ROLES
+    )
     proto = onnx.load(str(path))
     producers = {o: n for n in proto.graph.node for o in n.output}
     quantized, float_roles = 0, set()

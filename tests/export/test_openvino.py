@@ -40,6 +40,7 @@ from tests.export.artifacts import (
     TRANSFORMER,
     artifact_builder,
     assert_full_boards_match_katago,
+    assert_honest_int8_label,
     int8_known_failure,
     open_for,
     oracle_metrics,
@@ -198,6 +199,9 @@ def test_int8_mixed_precision_meets_fp16_limits_on_full_boards(out_dir):
     assert d["candidates"][0]["recipe"] == "mixed-minmax" and d["chosen"] == "mixed-minmax"
     assert d["calibration_positions"] == INT8_OPTIONS["calib_positions"]
     assert 0 < d["macs_per_position"]["int8_share"] < 1
+    q = assert_honest_int8_label(path, RESNET, all_trunk=False)  # mixed precision: some blocks FP32
+    assert q["int8_mac_fraction"] == pytest.approx(d["macs_per_position"]["int8_share"], abs=1e-3)
+    assert "trunk blocks FP32" in q["recipe"] and q["float_macs_by_role"].get("trunk", 0) > 0
     # the blocks the manifest calls float really run float, the others int8 (runtime model of the CPU plugin)
     report = X.int8_report(path)
     assert report["kernels"]["conv"].get("int8", 0) > 0

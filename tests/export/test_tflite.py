@@ -38,6 +38,7 @@ from tests.export.artifacts import (
     POSITIONS,
     RESNET,
     artifact_builder,
+    assert_honest_int8_label,
     int8_known_failure,
     open_for,
     oracle_metrics,
@@ -164,6 +165,7 @@ def test_int8_quantizes_trunk_convolutions_only(out_dir):
     assert m.calibration is not None and m.calibration["sha256"] and m.calibration["positions"] > 0
     d = m.details["int8"]
     assert d["blocks"] == list(range(6)) and d["calibration_positions"] == 64 and d["validation"] is None
+    assert_honest_int8_label(path, RESNET, all_trunk=True)
     assert set(d["float"]) >= {"stem", "policy_head", "value_head", "trunk_tip"}
     interp = interpreter(path)
     tensors = {t["index"]: t for t in interp.get_tensor_details()}

@@ -191,3 +191,19 @@ def test_artifact_runs_through_its_runtime(g170_path: Path, tmp_path: Path, cfg_
         assert eng.query_models()[0].name == artifact.name
         r = eng.analyze(q9("onnx", maxVisits=10))  # a 9x9 board in the artifact's 19x19 tensor
         assert r.root_info.visits >= 10 and r.best_move is not None
+
+
+def test_config_keys_not_used_are_reported(g170_path: Path, cfg_factory):
+    import subprocess
+
+    cfg = cfg_factory(cpuctExplorationTypo=1.0, antiMirror="true", openclUseFP16="false")
+    proc = subprocess.run(argv(g170_path, cfg), input="", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    err = proc.stderr
+    assert "Unused key 'cpuctExplorationTypo'" in err
+    assert "antiMirror = true (set in the config) is not implemented" in err
+    assert "useGraphSearch = true (KataGo's analysis default)" in err
+    assert "no effect on katadeploy's evaluators: logToStderr, openclUseFP16" in err
+    bad = cfg_factory(cpuctExploration=99)
+    proc = subprocess.run(argv(g170_path, bad), input="", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "cpuctExploration" in proc.stderr and proc.stderr.count("\n") == 1

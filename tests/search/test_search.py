@@ -144,3 +144,25 @@ def test_fast_legal_mask_matches_history(oracle_positions_path):
         for nn in (st.x_size, 19):
             want = legal_policy_mask(st.history, st.next_player, nn, nn)
             assert np.array_equal(legal_mask(st.history, st.next_player, nn, nn), want), st.id
+
+
+def test_root_symmetry_pruning_on_an_empty_board(nneval):
+    from katadeploy.search.rootsymmetry import root_symmetries
+
+    st = state([])
+    syms, dup = root_symmetries(st.history)
+    assert syms == list(range(8)) and len(dup) == 81 - 15  # 15 = the points of one eighth of a 9x9 board
+    s = search(nneval, st)
+    s.run(max_visits=30)
+    assert all(s.pos_to_loc(pos) not in dup for pos in s.root.child_pos)
+    infos = results.analysis_json(s, perspective=1, pv_len=3)["moveInfos"]
+    moves = [m["move"] for m in infos]
+    assert len(moves) == len(set(moves)) > len(s.root.children)
+    copies = [m for m in infos if "isSymmetryOf" in m]
+    assert copies and all(
+        m["visits"] == next(o for o in infos if o["move"] == m["isSymmetryOf"])["visits"] for m in copies
+    )
+    assert [m["order"] for m in infos] == list(range(len(infos)))
+    # C7 lies on the main diagonal (x == y, y from the top): only the transpose keeps it; C3 on the other one
+    assert root_symmetries(state([["B", "C7"]]).history)[0] == [0, 4]
+    assert root_symmetries(state([["B", "C3"]]).history)[0] == [0, 7]

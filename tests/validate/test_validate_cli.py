@@ -16,7 +16,7 @@ from katadeploy.model.format import load_model
 from katadeploy.runtime.base import RawBatch
 from katadeploy.runtime.torch_runtime import TorchEvaluator
 from katadeploy.validate.positions import load_validation_set
-from katadeploy.validate.report import ValidationResult, write_report
+from katadeploy.validate.report import ValidationResult, format_table, write_report
 from katadeploy.validate.scoring import validate_evaluator
 from tests.conftest import SHARED, small_net_path
 
@@ -195,3 +195,18 @@ def test_onnx_artifact_passes(net_path, positions, tmp_path, capsys):
     rc = main(["validate", str(art), "--model", str(net_path), "--positions", str(positions),
                "-o", str(tmp_path), "-q"])  # fmt: skip
     assert rc == 0, capsys.readouterr().out
+
+
+def test_int8_share_is_shown_beside_the_verdict(model, positions, tmp_path, monkeypatch):
+    """An "int8" artifact that is mostly float says so: the verdict line, Markdown and JSON carry the share."""
+    vset = load_validation_set(positions, model).subset(slice(0, 3))
+    metrics, _ = validate_evaluator(TorchEvaluator(model), vset, model)
+    q = {"int8_mac_fraction": 0.06, "recipe": "test", "float_layers": 40}
+    result = ValidationResult(
+        "x.xml", "openvino-int8", "int8", NET, "0" * 64, vset.source, 19, 19, False, 3, metrics, quantization=q
+    )
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    paths = write_report(result, tmp_path)
+    assert "[int8 MACs 6%]" in format_table(result)
+    assert "[int8 MACs 6%]" in paths["md"].read_text()
+    assert json.loads(paths["json"].read_text())["int8_mac_fraction"] == 0.06

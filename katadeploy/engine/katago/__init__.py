@@ -9,7 +9,8 @@ katago.install(); katago.locate(...); katago.write_analysis_config(...)`` works.
 * :mod:`~katadeploy.engine.katago.tuning` — :func:`ensure_tuning` and the tune-file salvage for tuner crashes;
 * :mod:`~katadeploy.engine.katago.configs` — config templates, :func:`render_config`, :func:`write_analysis_config`,
   :func:`write_gtp_config`;
-* :mod:`~katadeploy.engine.katago.build` — :func:`build` (KataGo from source with cmake: Eigen, OpenCL, ONNX),
+* :mod:`~katadeploy.engine.katago.build` — ``build`` (re-exported as :func:`build_katago`; KataGo from source
+  with cmake: Eigen, OpenCL, ONNX),
   :func:`built`, :func:`launcher` (a path that runs as it is);
 * :mod:`~katadeploy.engine.katago.gtp` — the ``kata-raw-nn`` GTP oracle client (not imported here; import it
   as ``katadeploy.engine.katago.gtp``);
@@ -23,11 +24,11 @@ from katadeploy.engine.katago.build import (
     BUILD_BACKENDS,
     BuildRequirementError,
     KataGoBuild,
-    build,
     built,
     launcher,
     missing_requirements,
 )
+from katadeploy.engine.katago.build import build as build_katago  # the submodule keeps the name ``build``
 from katadeploy.engine.katago.configs import (
     format_config_value,
     render_config,
@@ -69,7 +70,7 @@ __all__ = [
     "BUILD_BACKENDS",
     "BuildRequirementError",
     "KataGoBuild",
-    "build",
+    "build_katago",
     "built",
     "launcher",
     "missing_requirements",

@@ -6,8 +6,8 @@ Contract
   ``-DUSE_AVX2=1`` for Eigen on an x86 CPU that has AVX2) into ``cache_dir("katago-build", KEY)`` where ``KEY``
   is ``<backend>-<ref or source tag>-<12 hex of sha256(source identity, options)>``; a finished build (its
   ``katadeploy-build.json`` marker) is reused unless ``force``. The source is a directory holding
-  ``cpp/CMakeLists.txt`` (or the ``cpp`` directory itself), or a git URL cloned (``git clone --depth 1 --branch
-  REF``) into the cache; with neither, ``$KATADEPLOY_KATAGO_SOURCE``, else :data:`DEFAULT_GIT_URL` at
+  ``cpp/CMakeLists.txt`` (or the ``cpp`` directory itself; built as it is, ``ref`` ignored), or a git URL cloned
+  (``git clone --depth 1 --branch REF``) into the cache; with neither, ``$KATADEPLOY_KATAGO_SOURCE``, else :data:`DEFAULT_GIT_URL` at
   :data:`DEFAULT_REF`.
 * Before cmake runs, :func:`missing_requirements` checks the Debian packages each backend needs and every
   missing one is named in the :class:`BuildRequirementError` message (one line, with the ``apt-get install``
@@ -129,9 +129,10 @@ def _onnxruntime_problem(root: Path | None) -> str | None:
     )
     if root is None:
         return f"the ONNX backend needs ONNX Runtime's C API; {fix}"
-    if not (root / "include" / "onnxruntime" / "onnxruntime_c_api.h").is_file() and not (
-        root / "include" / "onnxruntime_c_api.h"
-    ).is_file():
+    if (
+        not (root / "include" / "onnxruntime" / "onnxruntime_c_api.h").is_file()
+        and not (root / "include" / "onnxruntime_c_api.h").is_file()
+    ):
         return f"{root} has no include/onnxruntime/onnxruntime_c_api.h; {fix}"
     if not any((root / "lib").glob("libonnxruntime.so*")):
         return f"{root} has no lib/libonnxruntime.so; {fix}"
@@ -174,7 +175,9 @@ def _cpp_dir(path: Path) -> Path:
 
 def _clone(url: str, ref: str, progress: bool) -> Path:
     if shutil.which("git") is None:
-        raise BuildRequirementError("cannot clone KataGo: missing git; install with: sudo apt-get install -y git")
+        raise BuildRequirementError(
+            "cannot clone KataGo: missing git; install with: sudo apt-get install -y git"
+        )
     key = hashlib.sha256(f"{url}\0{ref}".encode()).hexdigest()[:12]
     dest = cache_dir("katago-src") / f"{_slug(ref)}-{key}"
     if (dest / "cpp" / "CMakeLists.txt").is_file():
@@ -208,11 +211,13 @@ def resolve_source(source: str | os.PathLike[str] | None, ref: str | None, progr
 
 
 def source_version(cpp: Path) -> str | None:
-    """The version string in ``cpp/program/setup.cpp``'s ``Version::getKataGoVersion`` source, if found."""
+    """The version in ``cpp/main.cpp``'s ``Version::getKataGoVersion`` (``"1.17.2"``), if found."""
     for rel in ("core/version.cpp", "program/version.cpp", "main.cpp"):
         f = cpp / rel
         if f.is_file():
-            m = re.search(r'return\s+std::string\("(\d+\.\d+\.\d+[^"]*)"\)', f.read_text(errors="replace"))
+            m = re.search(
+                r'return\s+(?:std::)?string\("(\d+\.\d+\.\d+[^"]*)"\)', f.read_text(errors="replace")
+            )
             if m:
                 return m.group(1)
     return None
@@ -317,7 +322,18 @@ def build(
     _check_backend(backend)
     ort = onnxruntime_root(onnxruntime)
     check_requirements(backend, ort)
-    cpp = resolve_source(source, ref, progress)
+    raw = os.fspath(source) if source is not None else os.environ.get(SOURCE_ENV) or DEFAULT_GIT_URL
+    is_git = _is_git_url(raw)
+    cpp = resolve_source(raw, ref, progress)
+    if backend == "onnx" and not (cpp / "neuralnet" / "onnxbackend.cpp").is_file():
+        raise KataGoError(
+            f"the KataGo source at {cpp} (v{source_version(cpp) or '?'}) has no ONNX backend "
+            "(cpp/neuralnet/onnxbackend.cpp): use a KataGo >= 1.18 checkout"
+        )
+    if not is_git:
+        ref = None  # a directory is built as it is; --ref only picks what to clone
+    elif ref is None:
+        ref = DEFAULT_REF
     opts = cmake_options(backend, ort)
     root = build_dir(backend, cpp, ref, opts)
     if not force:
@@ -354,7 +370,9 @@ def build(
             log.write(res.stdout)
             if res.returncode != 0:
                 last = [ln for ln in res.stderr_tail if ln.strip()][-1:] or ["no output"]
-                raise KataGoError(f"KataGo {name} step failed (exit {res.returncode}): {last[0]}; see {log_path}")
+                raise KataGoError(
+                    f"KataGo {name} step failed (exit {res.returncode}): {last[0]}; see {log_path}"
+                )
     exe = bdir / "katago"
     if not exe.is_file():
         raise KataGoError(f"the build finished but {exe} is missing; see {log_path}")

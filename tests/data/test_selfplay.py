@@ -1,0 +1,88 @@
+"""Self-play calibration games: every board size, legal KataGo-rules games from the net's policy, positions
+shared among the sizes with splits disjoint by game, and each position's board size and mover recorded."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from katadeploy.data import calibration as C
+from katadeploy.data.selfplay import parse_board_sizes, selfplay_games
+from katadeploy.errors import KatadeployError
+from katadeploy.go.position import position_from_query
+from katadeploy.model.format import load_model
+from tests.conftest import SHARED, small_net_path
+
+NET = "g170-b6c96-s175395328-d26788732"
+SIZES = [(5, 5), (7, 7), (5, 7)]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(small_net_path(NET))
+
+
+@pytest.fixture(scope="module")
+def games(model):
+    return selfplay_games(model, SIZES, 2, seed=5, progress=False)
+
+
+def test_parse_board_sizes():
+    assert parse_board_sizes("7, 9,13,19,9x13,9") == [(7, 7), (9, 9), (13, 13), (19, 19), (9, 13)]
+    for bad in ("", "7,x", "1", "20", "9x40"):
+        with pytest.raises(KatadeployError):
+            parse_board_sizes(bad)
+
+
+def test_games_are_legal_deterministic_and_end(model, games):
+    assert [g.source for g in games] == [f"selfplay/{x}x{y}/{i}" for x, y in SIZES for i in range(2)]
+    assert len({g.sha256 for g in games}) == len(games)
+    for g in games:
+        assert (g.x_size, g.board_y) in SIZES and g.n_moves > 0
+        ended = [m[1] for m in g.moves[-2:]] == ["pass", "pass"]
+        assert ended or g.n_moves >= int(1.2 * g.x_size * g.board_y), g.moves[-3:]
+        # every move replays under KataGo's rules (strict: an illegal move would raise)
+        position_from_query(g.query(g.n_moves, "chinese"), max_board_size=19, strict=True)
+        colours = [m[0] for m in g.moves]
+        assert all(a != b for a, b in zip(colours, colours[1:]))  # alternating, passes included
+    again = selfplay_games(model, SIZES, 2, seed=5, progress=False)
+    assert [g.moves for g in again] == [g.moves for g in games]
+
+
+def test_calibration_shares_positions_among_board_sizes(model, tmp_path):
+    sgf = [SHARED / "sgf" / "DeepZenGo_0003.sgf", SHARED / "sgf" / "FineArt_0020.sgf"]
+    arrays, report = C.build_calibration(
+        sgf,
+        positions=60,
+        val_fraction=0.25,
+        seed=1,
+        progress=False,
+        selfplay=2,
+        board_sizes=SIZES,
+        model=model,
+    )
+    path = C.save_calibration(arrays, tmp_path / "sp.npz")
+    cs = C.load_calibration(path)
+    sizes = Counter(zip(cs.board_x.tolist(), cs.board_y.tolist()))
+    assert set(sizes) == {*SIZES, (19, 19)} and all(v == 15 for v in sizes.values()), sizes
+    assert set(cs.to_move) <= {"B", "W"} and len(cs.to_move) == len(cs)
+    # the on-board mask holds exactly each position's board area (symmetries move it, never resize it)
+    area = cs.spatial[:, 0].reshape(len(cs), -1).sum(axis=1)
+    assert np.array_equal(area, (cs.board_x * cs.board_y).astype(np.float32))
+    # splits disjoint by game within and across sizes
+    assert not set(cs.game[cs.split == 0].tolist()) & set(cs.game[cs.split == 1].tolist())
+    val = cs.subset("val")
+    assert val.board_x is not None and len(val.board_x) == len(val) and len(val.to_move) == len(val)
+    assert arrays and report.positions == 60
+
+
+def test_selfplay_needs_a_net_and_sizes_that_fit():
+    sgf = [SHARED / "sgf" / "DeepZenGo_0003.sgf"]
+    with pytest.raises(KatadeployError, match="--model"):
+        C.build_calibration(sgf, positions=8, progress=False, selfplay=1)
+    with pytest.raises(KatadeployError, match="do not fit"):
+        C.build_calibration(
+            sgf, positions=8, nn_size=9, progress=False, selfplay=1, board_sizes=[(13, 13)], model=object()
+        )

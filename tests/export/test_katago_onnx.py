@@ -1,0 +1,108 @@
+"""ONNX artifacts for KataGo's own ONNX backend: the I/O contract of ``cpp/neuralnet/onnxbackend.cpp``
+(lightvector/KataGo pull/1171 @ a4ac35b3) checked on FP32, FP16 and INT8 artifacts, numerically unchanged.
+
+Not run against a KataGo ONNX build (none here: ONNX Runtime's C API is not in Debian); the contract is held
+structurally, and by feeding the file the tensors the backend feeds (shapes from onnxbackend.cpp:963-1003)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from katadeploy.artifact import read_manifest
+from katadeploy.errors import KatadeployError
+from katadeploy.export import katago_onnx as ko
+from katadeploy.export.graph import example_inputs
+from katadeploy.model.format import load_model
+from tests.conftest import small_net_path
+
+NET = "g170-b6c96-s175395328-d26788732"
+ONNX_SOURCE_ENV = "KATADEPLOY_KATAGO_ONNX_SOURCE"
+
+
+@pytest.fixture(scope="module", params=["onnx-fp32", "onnx-fp16", "onnx-int8"])
+def artifacts(request, tmp_path_factory) -> tuple[Path, Path]:
+    from katadeploy.export.request import export_artifact
+
+    out = tmp_path_factory.mktemp(request.param)
+    src = export_artifact(small_net_path(NET), request.param, out, progress=False)
+    return src, ko.write_katago_onnx(src)
+
+
+def test_katadeploy_names_break_the_contract(artifacts):
+    src, _ = artifacts
+    problems = ko.check_contract(src)
+    assert any("'InputGlobal'" in p for p in problems)
+    assert any("rank 2" in p and "onnxbackend.cpp:975" in p for p in problems)
+    assert any("missing output 'OutputScoreValue'" in p for p in problems)
+
+
+def test_converted_file_meets_the_contract(artifacts):
+    _, dst = artifacts
+    assert ko.check_contract(dst) == []
+    got = ko.introspect(dst)
+    assert got == {"spatial": 22, "global": 19, "policy": 1, "value": 3, "score": 4, "ownership": 1,
+                   "model_version": 8}  # fmt: skip
+    man = read_manifest(dst)
+    assert man.target.startswith("katago-onnx-") and man.artifact == dst.name
+    assert [t.name for t in man.inputs] == ["InputSpatial", "InputGlobal"]
+    assert {t.name for t in man.outputs} == {"OutputPolicy", "OutputPolicyPass", "OutputValue",
+                                             "OutputScoreValue", "OutputOwnership"}  # fmt: skip
+    keys = ko.config_keys(dst)
+    assert keys["onnxOutputMiscvalue"] == "OutputScoreValue" and keys["onnxModelVersion"] == 8
+
+
+def test_converted_file_gives_the_same_numbers(artifacts):
+    import onnxruntime as ort
+
+    src, dst = artifacts
+    model = load_model(small_net_path(NET))
+    spatial, glob = (t.numpy() for t in example_inputs(model, 4))
+    a = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    ref = dict(zip(["policy", "policy_pass", "value", "score", "ownership"],
+                   a.run(["policy", "policy_pass", "value", "score", "ownership"], {"spatial": spatial, "global": glob})))  # fmt: skip
+    # what KataGo feeds: NCHW spatial, global as [N, C, 1, 1] (onnxbackend.cpp:969-979)
+    feed = {"InputSpatial": spatial, "InputGlobal": glob.reshape(4, 19, 1, 1)}
+    names = [ko.DEFAULT_NAMES[r][0] for r in ("policy", "policy_pass", "value", "score", "ownership")]
+    out = dict(zip(["policy", "policy_pass", "value", "score", "ownership"], b.run(names, feed)))
+    assert out["policy_pass"].shape == (4, 1, 1, 1)
+    for k in ref:
+        np.testing.assert_array_equal(out[k].reshape(ref[k].shape), ref[k])
+    # KataGo's mask input (channel 0 of spatial, onnxbackend.cpp:951) is what the graph already derives
+    assert all(i.name != "InputMask" for i in b.get_inputs())
+
+
+def test_detect_model_version_matches_source():
+    assert ko.detect_model_version(22, 19, 1, 4) == 8
+    assert ko.detect_model_version(22, 19, 1, 6) == 10
+    assert ko.detect_model_version(22, 19, 2, 6) == 15
+    assert ko.detect_model_version(22, 19, 4, 6, newest=16) == 16
+
+
+def test_refuses_non_onnx(tmp_path):
+    p = tmp_path / "x.xml"
+    p.write_text("<x/>")
+    with pytest.raises(KatadeployError, match="loads .onnx files"):
+        ko.write_katago_onnx(p)
+
+
+def test_contract_transcription_matches_source():
+    raw = os.environ.get(ONNX_SOURCE_ENV)
+    if not raw:
+        pytest.skip(
+            f"needs KataGo's ONNX backend source (lightvector/KataGo pull/1171): set ${ONNX_SOURCE_ENV}"
+        )
+    cpp = Path(raw) / "cpp" if (Path(raw) / "cpp").is_dir() else Path(raw)
+    lines = (cpp / "neuralnet" / "onnxbackend.cpp").read_text().splitlines()
+    for default, key in ko.DEFAULT_NAMES.values():
+        assert any(f'Name("{default}")' in ln for ln in lines[330:340]), default  # onnxbackend.cpp:331-339
+        assert any(f'cfg.contains("{key}")' in ln for ln in lines[456:466]), key  # onnxbackend.cpp:457-465
+    assert "globalShape = {batchSize, numGlobalFeatures, 1, 1}" in lines[974]
+    assert "maskShape = {batchSize, 1, nnYLen, nnXLen}" in lines[962]
+    assert 'lowerName.find("scorevalue")' in lines[181]
+    assert "if(names[i] == t)" in lines[913]
+    assert "NUM_FEATURES_SPATIAL_V7" in lines[62]
