@@ -282,7 +282,14 @@ def _value_problem(entry: dict[str, Any], value: str) -> str | None:
     return None
 
 
-_MACRO = {"trt": "TENSORRT", "cuda": "CUDA", "opencl": "OPENCL", "eigen": "EIGEN", "metal": "METAL", "onnx": "ONNX"}
+_MACRO = {
+    "trt": "TENSORRT",
+    "cuda": "CUDA",
+    "opencl": "OPENCL",
+    "eigen": "EIGEN",
+    "metal": "METAL",
+    "onnx": "ONNX",
+}
 
 
 def check_config(items: dict[str, str], mode: str, backend: str) -> list[str]:
@@ -299,7 +306,11 @@ def check_config(items: dict[str, str], mode: str, backend: str) -> list[str]:
         if entry["backend"] is not None and entry["backend"] != backend:
             problems.append(f"{key}: a {entry['backend']} key in a {backend} config")
         builds = entry.get("builds") or []
-        if builds and not builds[0].startswith("!") and builds[0] != f"USE_{_MACRO.get(backend, backend.upper())}_BACKEND":
+        if (
+            builds
+            and not builds[0].startswith("!")
+            and builds[0] != f"USE_{_MACRO.get(backend, backend.upper())}_BACKEND"
+        ):
             problems.append(f"{key}: read only by {builds[0]} builds ({entry['file']}:{entry['line']})")
         bad = _value_problem(entry, value)
         if bad:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from katadeploy.export.targets import TARGETS
 
@@ -40,21 +41,47 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="openvino-int8: keep the fastest full-INT8 recipe even when it misses KataGo's FP16 limits (no "
         "FP32 blocks; `validate` then reports FAIL)",
     )  # fmt: skip
+    p.add_argument(
+        "--option", action="append", default=[], type=exporter_option, metavar="KEY=VALUE",
+        help="exporter option (repeatable), e.g. int8_activations=u8, int8_methods=minmax, calib_positions=256",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
 
 
+def exporter_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> ``(key, value)``: an int, float, true/false or a string (commas allowed in strings)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"--option takes KEY=VALUE, got {text!r}")
+    value: Any = raw.strip()
+    if value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    else:
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                continue
+    return key.strip(), value
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from katadeploy.export.request import export_artifact
+    from katadeploy.model.source import open_net
 
     targets: list[str] = []
     for t in args.target:
         targets.extend(CPU_TARGETS if t == "all-cpu" else [t])
-    options = {"mixed_precision": False} if args.no_int8_fallback else None
+    options = dict(args.option)
+    if args.no_int8_fallback:
+        options["mixed_precision"] = False
+    net = open_net(args.model, quiet=args.quiet)  # resolved, parsed and hashed once for every target
     for t in targets:
         path = export_artifact(
-            args.model, t, args.output_dir, calib=args.calib, nn_size=args.nn_size,
-            exact=args.exact_board, batch=args.batch, progress=not args.quiet, options=options,
+            net, t, args.output_dir, calib=args.calib, nn_size=args.nn_size,
+            exact=args.exact_board, batch=args.batch, progress=not args.quiet, options=options or None,
         )  # fmt: skip
         print(path)
         sys.stdout.flush()

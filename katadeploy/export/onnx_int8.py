@@ -5,7 +5,8 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
 
 - ``quant_pre_process`` (symbolic shape inference + onnxruntime's basic graph optimisation, which folds each
   convolution's following BatchNorm affine into it), then ``quantize_static`` with ``QuantFormat.QDQ``, per-channel
-  symmetric QInt8 weights and symmetric QInt8 activations, on the ``Conv``/``MatMul``/``Gemm`` nodes of the trunk.
+  symmetric QInt8 weights and symmetric QInt8 activations (``options["int8_activations"] = "u8"``: asymmetric
+  QUInt8, see :data:`ACTIVATIONS`), on the ``Conv``/``MatMul``/``Gemm`` nodes of the trunk.
   Activation Q/DQ pairs sit on the inputs of those nodes (``options["int8_placement"] = "inputs"``, the default:
   TensorRT's recommended placement, with ~4x smaller policy errors than also quantizing outputs on the test nets)
   or on their inputs and outputs (``"inputs+outputs"``, which lets onnxruntime's CPU EP fuse some QLinearConv).
@@ -65,6 +66,13 @@ DEFAULT_VAL_POSITIONS = 128
 #: where activations get Q/DQ: the inputs of each quantized node (TensorRT's recommended placement, and 4x smaller
 #: policy errors on the test nets) or also its outputs (lets onnxruntime's CPU EP fuse QLinearConv)
 PLACEMENTS = ("inputs", "inputs+outputs")
+#: activation encodings: ``s8`` symmetric (the default, and what TensorRT's explicit quantization requires) or ``u8``
+#: asymmetric (every trunk conv input is a Mish/ReLU output that never goes far below 0, so symmetric int8 wastes
+#: half its codes; onnxruntime and OpenVINO run u8 x s8 kernels). Measured on g170-b6c96 (2026-12-02, oracle
+#: positions, MinMax ranges from a self-play calibration of 7x7-19x19 + 9x13): u8 5.0x KataGo's FP16 KL limit
+#: against s8 24.7x; with the 19x19-only default calibration and method selection u8 was worse (40x vs 9.3x), so
+#: u8 is opt-in until the calibration default covers every board size.
+ACTIVATIONS = ("u8", "s8")
 PERCENTILE = 99.999
 PERCENTILE_BINS = 2048
 ENTROPY_BINS = 512
@@ -271,7 +279,14 @@ def collect_ranges(
 
 # ---------------------------------------------------------------------------------------------- quantize + select
 def _quantize(
-    pre: Path, out: Path, method: str, ranges: dict, quantize: list[str], tmp: Path, outputs: bool
+    pre: Path,
+    out: Path,
+    method: str,
+    ranges: dict,
+    quantize: list[str],
+    tmp: Path,
+    outputs: bool,
+    activations: str = "u8",
 ) -> None:
     """``quantize_static`` with ranges computed beforehand (its calibration cache, onnxruntime >= 1.26; older
     releases get the same ``QDQQuantizer`` call that ``quantize_static`` makes)."""
@@ -282,8 +297,9 @@ def _quantize(
             "entropy": q.CalibrationMethod.Entropy}[method]  # fmt: skip
     data = {t: q.calibrate.TensorData(lowest=lo, highest=hi) for t, (lo, hi) in ranges.items()}
     tensors = q.calibrate.TensorsData(enum, data)
+    act_type = q.QuantType.QUInt8 if activations == "u8" else q.QuantType.QInt8
     extra = {
-        "ActivationSymmetric": True,
+        "ActivationSymmetric": activations == "s8",
         "WeightSymmetric": True,
         **({} if outputs else {"OpTypesToExcludeOutputQuantization": list(QUANT_OPS)}),
     }
@@ -293,7 +309,7 @@ def _quantize(
         q.quantize_static(
             str(pre), str(out), calibration_data_reader=None, calibration_cache_path=str(cache),
             quant_format=q.QuantFormat.QDQ, op_types_to_quantize=list(QUANT_OPS), nodes_to_quantize=quantize,
-            per_channel=True, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+            per_channel=True, activation_type=act_type, weight_type=q.QuantType.QInt8,
             calibrate_method=enum, extra_options=extra,
         )  # fmt: skip
         return
@@ -301,7 +317,7 @@ def _quantize(
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
 
     quantizer = QDQQuantizer(
-        load_model_with_shape_infer(pre), True, False, q.QuantType.QInt8, q.QuantType.QInt8, tensors, quantize,
+        load_model_with_shape_infer(pre), True, False, q.QuantType.QInt8, act_type, tensors, quantize,
         [], list(QUANT_OPS), extra,
     )  # fmt: skip
     quantizer.quantize_model()
@@ -344,6 +360,9 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
     if placement not in PLACEMENTS:
         raise KatadeployError(f"unknown int8_placement {placement!r}; use {' or '.join(PLACEMENTS)}")
     quant_outputs = placement == "inputs+outputs"
+    activations = str(req.options.get("int8_activations", "s8")).lower()
+    if activations not in ACTIVATIONS:
+        raise KatadeployError(f"unknown int8_activations {activations!r}; use {' or '.join(ACTIVATIONS)}")
     n_calib = int(req.options.get("calib_positions", DEFAULT_CALIB_POSITIONS))
     n_val = int(req.options.get("val_positions", DEFAULT_VAL_POSITIONS))
     if n_calib < 1 or n_val < 1:
@@ -376,7 +395,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             for m in methods:
                 out = tmp / f"int8-{m}.onnx"
                 with contextlib.redirect_stdout(sys.stderr):
-                    _quantize(pre, out, m, collector.ranges(m), quantize, tmp, quant_outputs)
+                    _quantize(pre, out, m, collector.ranges(m), quantize, tmp, quant_outputs, activations)
                 loss, metrics = scorer.score(_candidate(out, req, req.options.get("threads")))
                 worst = metrics.worst("int8")
                 results[m] = {
@@ -404,7 +423,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         onnx.checker.check_model(final)
         quantization = summarize_macs(
             onnx_macs(final, lambda name, op: node_role(name, op, model)),
-            f"onnxruntime quantize_static QDQ, {best} ranges, int8 weights per channel, {placement}",
+            f"onnxruntime quantize_static QDQ, {best} ranges, {activations} activations, s8 weights per channel, {placement}",
         )
         with staged(path) as out_tmp:
             onnx.save(final, str(out_tmp))
@@ -414,7 +433,9 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             "quantizer": f"onnxruntime {ort.__version__} quantize_static",
             "format": "QDQ",
             "weights": "QInt8 symmetric per-channel",
-            "activations": "QInt8 symmetric per-tensor",
+            "activations": "QUInt8 asymmetric per-tensor"
+            if activations == "u8"
+            else "QInt8 symmetric per-tensor",
             "placement": placement,
             "op_types": list(QUANT_OPS),
             "quantized_nodes": len(quantize),

@@ -358,6 +358,8 @@ def export(req: ExportRequest) -> Path:
     with tempfile.TemporaryDirectory(prefix="katadeploy-trt-") as tmp:
         onnx_path = Path(tmp) / f"{req.stem}-{precision}.onnx"
         req.log(f"writing the {precision} ONNX for {lib.label}")
+        if precision == "int8":  # TensorRT's explicit quantization takes symmetric int8 activations only
+            req.options.setdefault("int8_activations", "s8")
         onnx_details = json.loads(json.dumps(write_onnx(req, onnx_path, precision) or {}, default=_jsonable))
         if precision == "int8":
             onnx_details["tensorrt_float_biases"] = float_biases(onnx_path)

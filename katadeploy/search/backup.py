@@ -10,7 +10,9 @@ child weight) plus the node's own NN evaluation (weighted by its uncertainty wei
 * value weighting (``valueWeightExponent``): each child's weight is multiplied by
   ``(tcdf3((selfUtility - mean) / sqrt(1e-8 + 1 / (1.5 sqrt(weight)))) + 0.0001) ** valueWeightExponent`` and the
   weights renormalised to their previous total (``downweightBadChildrenAndNormalizeWeight``);
-* ``weightSqSum`` scales each child's by ``(newWeight / childWeightSum)^2``.
+* ``weightSqSum`` scales each child's by ``(newWeight / childWeightSum)^2``;
+* subtree value bias (:mod:`katadeploy.search.valuebias`): the node's contribution is updated from its children's
+  utility and its own NN utility is shifted by its entry's bias.
 
 :func:`downweight_bad_children` and :func:`prune_noise_weight` are also used for reporting.
 """
@@ -123,7 +125,7 @@ def downweight_bad_children(
 def recompute_node_stats(s: Search, node: Node, is_root: bool) -> None:
     p = s.params
     white = node.next_pla == 2
-    policy = node.nn.policy  # type: ignore[union-attr]
+    child_prior = node.child_prior
     goods: list[Node] = []
     self_utils: list[float] = []
     weights: list[float] = []
@@ -144,8 +146,9 @@ def recompute_node_stats(s: Search, node: Node, is_root: bool) -> None:
         weights.append(w)
         visits.append(cv)
         if p.use_noise_pruning:
-            priors.append(max(1e-30, float(policy[node.child_pos[i]])))
+            priors.append(max(1e-30, child_prior[i]))
         total += w
+    orig_total = total
     if p.use_noise_pruning and goods:
         total = prune_noise_weight(p, self_utils, weights, priors, total)
     sub = prune = 0.0
@@ -170,6 +173,16 @@ def recompute_node_stats(s: Search, node: Node, is_root: bool) -> None:
     nn = node.nn
     assert nn is not None
     own_u, own_w = s.nn_utility_and_weight(nn)
+    entry = node.bias_entry
+    if entry is not None:
+        if total > 1e-10:
+            bias_weight = orig_total**p.subtree_value_bias_weight_exponent
+            delta = (u / total - own_u) * bias_weight
+            entry.delta_utility_sum += delta - node.bias_last_delta
+            entry.weight_sum += bias_weight - node.bias_last_weight
+            node.bias_last_delta = delta
+            node.bias_last_weight = bias_weight
+        own_u += entry.bias(p.subtree_value_bias_factor)
     nn_wl = nn.white_win - nn.white_loss
     wl += nn_wl * own_w
     nr += nn.white_no_result * own_w

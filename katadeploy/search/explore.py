@@ -115,7 +115,7 @@ def child_explore_value(
     """``getExploreSelectionValueOfChild`` for existing child ``i``."""
     p = s.params
     child = node.children[i]
-    prior = float(node.nn.policy[node.child_pos[i]])  # type: ignore[union-attr]
+    prior = node.child_prior[i]
     visits = child.visits
     weight = node.child_weight(i)
     if visits <= 0 or weight <= 0.0:
@@ -156,33 +156,68 @@ def _wide_root_noise(s: Search, prior: float, utility: float, white: bool) -> tu
 
 
 def select_child(s: Search, node: Node, is_root: bool) -> tuple[int, int]:
-    """(child index, policy index): an existing child, ``len(children)`` for a new move, or (-1, -1) for none."""
+    """(child index, policy index): an existing child, ``len(children)`` for a new move, or (-1, -1) for none.
+
+    The same computation as :func:`child_explore_value` for every child, inlined for speed.
+    """
     nn = node.nn
     assert nn is not None
-    policy = nn.policy
-    mass = 0.0
-    total_weight = 0.0
-    n = len(node.children)
+    p = s.params
+    children = node.children
+    edges = node.edge_visits
+    priors = node.child_prior
+    n = len(children)
     weights = [0.0] * n
+    total_weight = 0.0
     for i in range(n):
-        prior = policy[node.child_pos[i]]
-        if prior < 0:
-            continue
-        mass += float(prior)
-        w = node.child_weight(i)
+        c = children[i]
+        cv = c.visits
+        w = c.weight_sum * (edges[i] / (cv if cv > 1 else 1))
         weights[i] = w
         total_weight += w
+    mass = sum(priors)
     fpu, _, _, stdev_factor = parent_stats(s, node, is_root, mass)
     scaling = explore_scaling(s, total_weight, stdev_factor)
+    white = node.next_pla == 2
+    radius = p.utility_radius
+    vl_utility = -radius if white else radius
+    vl_per = p.num_virtual_losses_per_thread
+    root_extras = is_root and (p.root_desired_per_child_visits_coeff > 0.0 or p.wide_root_noise > 0.0)
     best = POLICY_ILLEGAL_SELECTION_VALUE
     best_idx = -1
     best_pos = -1
     for i in range(n):
-        v = child_explore_value(s, node, i, scaling, total_weight, fpu, is_root, True)
+        c = children[i]
+        w = weights[i]
+        if c.visits <= 0 or w <= 0.0:
+            u = fpu
+        else:
+            u = c.utility
+            if is_root:
+                bonus = s.ending_bonus(node.child_locs[i])
+                if bonus != 0:
+                    u += s.util.score_utility_diff(c.score_mean, c.score_mean_sq, bonus)
+        vl = c.virtual_losses
+        if vl > 0:
+            vlw = vl * vl_per
+            u = u + (vl_utility - u) * (vlw / (vlw + max(0.25, w)))
+            w += vlw
+        prior = priors[i]
+        if root_extras:
+            cf = p.root_desired_per_child_visits_coeff
+            if cf > 0.0 and prior > 0 and w < math.sqrt(prior * total_weight * cf):
+                v = 1e20
+                if v > best:
+                    best, best_idx, best_pos = v, i, node.child_pos[i]
+                continue
+            if p.wide_root_noise > 0.0:
+                prior, u = _wide_root_noise(s, prior, u, white)
+        v = scaling * prior / (1.0 + w) + (u if white else -u)
         if v > best:
             best, best_idx, best_pos = v, i, node.child_pos[i]
     order = nn.order
     k = node.next_new
+    policy = nn.policy
     while k < len(order):
         pos = int(order[k])
         if is_root and not s.allowed_root_move(pos):
@@ -190,11 +225,10 @@ def select_child(s: Search, node: Node, is_root: bool) -> tuple[int, int]:
             node.next_new = k
             continue
         prior = float(policy[pos])
-        utility = fpu
-        white = node.next_pla == 2
-        if is_root and s.params.wide_root_noise > 0.0:
-            prior, utility = _wide_root_noise(s, prior, utility, white)
-        v = explore_value(scaling, prior, 0.0, utility, white)
+        u = fpu
+        if is_root and p.wide_root_noise > 0.0:
+            prior, u = _wide_root_noise(s, prior, u, white)
+        v = scaling * prior + (u if white else -u)
         if v > best:
             best, best_idx, best_pos = v, n, pos
         break

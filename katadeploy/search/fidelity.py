@@ -4,7 +4,8 @@ Contract: ``python -m katadeploy.search.fidelity --visits 100 [--limit N] [--out
 ``shared/oracle/positions.jsonl`` through ``katago analysis`` (the installed v1.18.1, OpenCL FP32) and through
 ``katadeploy analysis``, both driven by :class:`katadeploy.engine.AnalysisEngine`, with one search thread, a fixed
 symmetry (``nnRandomize = false``), no wide root noise, and in both engines graph search and subtree value bias
-(which this port lacks) and root symmetry pruning switched off. It writes ``fidelity.json`` (per position) and
+(which this port lacks) and root symmetry pruning switched off (``--katago-defaults`` leaves subtree value bias and
+root symmetry pruning at KataGo's defaults instead). It writes ``fidelity.json`` (per position) and
 ``fidelity.md`` (summary): best-move agreement, p50/p90/max of the root winrate and scoreLead differences (Black's
 view), the total variation distance between the two root visit distributions, and both engines' visits/s.
 """
@@ -39,8 +40,11 @@ CONFIG = {
 }
 
 
-def write_config(path: Path, visits: int, **extra: Any) -> Path:
+def write_config(path: Path, visits: int, *, katago_defaults: bool = False, **extra: Any) -> Path:
     keys = {**CONFIG, "maxVisits": visits, **extra}
+    if katago_defaults:  # KataGo's own analysis defaults for everything this port implements
+        for k in ("subtreeValueBiasFactor", "rootSymmetryPruning"):
+            keys.pop(k)
     path.write_text("".join(f"{k} = {v}\n" for k, v in keys.items()), encoding="utf-8")
     return path
 
@@ -175,15 +179,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="fidelity-out")
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--katago", default=None, help="KataGo executable (default: katadeploy's installed copy)")
+    ap.add_argument(
+        "--katago-defaults",
+        action="store_true",
+        help="leave subtreeValueBiasFactor and rootSymmetryPruning at KataGo's analysis defaults",
+    )
+    ap.add_argument("--skip-speed", action="store_true", help="skip the in-process speed measurement")
     ap.add_argument("--overhead-only", action="store_true", help="only the in-process speed measurement")
     args = ap.parse_args(argv)
     shared = Path(args.shared)
     model = Path(args.model) if args.model else shared / "models" / NET
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = write_config(out / "fidelity.cfg", args.visits)
+    cfg = write_config(out / "fidelity.cfg", args.visits, katago_defaults=args.katago_defaults)
     positions = load_positions(shared, args.limit)
-    speed = measure_overhead(model, positions, args.visits)
+    speed = (
+        measure_overhead(model, positions, args.visits) if args.overhead_only or not args.skip_speed else {}
+    )
     print(json.dumps({"in_process_speed": speed}))
     (out / "speed.json").write_text(json.dumps(speed, indent=1))
     if args.overhead_only:
@@ -193,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         for p in positions
     ]
     kg_argv, kg_env, kg_home = katago_binary(args.katago)
-    kg_cfg = write_config(out / "katago.cfg", args.visits, homeDataDir=kg_home)
+    kg_cfg = write_config(
+        out / "katago.cfg", args.visits, katago_defaults=args.katago_defaults, homeDataDir=kg_home
+    )
     kg_argv = [*kg_argv, "analysis", "-config", str(kg_cfg), "-model", str(model)]
     kg, kg_total = run_engine(kg_argv, kg_env, queries, args.timeout)
     ours_argv = [

@@ -3,23 +3,27 @@
 Contract: a :class:`Node` is a position with ``next_pla`` to move. Its stats are weighted averages from White's
 perspective (``wl`` win-loss in [-1, 1], ``nr`` no-result, ``score_mean``, ``score_mean_sq``, ``lead``,
 ``utility``, ``utility_sq``) with ``weight_sum``/``weight_sq_sum`` and ``visits``. Children are kept in the order
-they were first explored; ``child_locs[i]``/``child_pos[i]`` are the move and its policy index and
+they were first explored; ``child_locs[i]``/``child_pos[i]``/``child_prior[i]`` are the move, its policy index and
+its (root-adjusted) policy prior, and
 ``edge_visits[i]`` the visits through that edge. ``child_weight`` is KataGo's ``getChildWeight``: the child's weight
 scaled by ``edgeVisits / max(childVisits, 1)``. ``nn`` is the node's :class:`NNOutput` (``None`` until evaluated;
 ``pending`` while an evaluation is in flight), ``next_new`` the index into ``nn.order`` of the next unexplored
-policy move.
+policy move. ``bias_entry`` is the node's subtree-value-bias entry (:mod:`katadeploy.search.valuebias`) and
+``bias_last_*`` its current contribution to it.
 """
 
 from __future__ import annotations
 
 from katadeploy.search.nnoutput import NNOutput
+from katadeploy.search.valuebias import BiasEntry
 
 
 class Node:
     __slots__ = (
-        "next_pla", "nn", "pending", "force_non_terminal", "children", "child_locs", "child_pos",
+        "next_pla", "nn", "pending", "force_non_terminal", "children", "child_locs", "child_pos", "child_prior",
         "edge_visits", "next_new", "virtual_losses", "visits", "wl", "nr", "score_mean", "score_mean_sq",
-        "lead", "utility", "utility_sq", "weight_sum", "weight_sq_sum",
+        "lead", "utility", "utility_sq", "weight_sum", "weight_sq_sum", "bias_entry", "bias_last_delta",
+        "bias_last_weight",
     )  # fmt: skip
 
     def __init__(self, next_pla: int, force_non_terminal: bool = False):
@@ -30,6 +34,7 @@ class Node:
         self.children: list[Node] = []
         self.child_locs: list[int] = []
         self.child_pos: list[int] = []
+        self.child_prior: list[float] = []
         self.edge_visits: list[int] = []
         self.next_new = 0
         self.virtual_losses = 0
@@ -43,6 +48,9 @@ class Node:
         self.utility_sq = 0.0
         self.weight_sum = 0.0
         self.weight_sq_sum = 0.0
+        self.bias_entry: BiasEntry | None = None
+        self.bias_last_delta = 0.0
+        self.bias_last_weight = 0.0
 
     def child_weight(self, i: int) -> float:
         c = self.children[i]

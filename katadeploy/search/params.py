@@ -65,6 +65,8 @@ class SearchParams:
     root_dirichlet_noise_weight: float = 0.25
     # value weighting
     value_weight_exponent: float = 0.25
+    subtree_value_bias_factor: float = 0.45
+    subtree_value_bias_weight_exponent: float = 0.85
     use_noise_pruning: bool = True
     noise_prune_utility_scale: float = 0.15
     noise_pruning_cap: float = 1e50
@@ -133,6 +135,8 @@ _SIMPLE: tuple[tuple[str, str, str, float, float], ...] = (
     ("fpuParentWeightByVisitedPolicy", "fpu_parent_weight_by_visited_policy", "b", 0, 0),
     ("policyOptimism", "policy_optimism", "f", 0.0, 1.0),
     ("valueWeightExponent", "value_weight_exponent", "f", 0.0, 1.0),
+    ("subtreeValueBiasFactor", "subtree_value_bias_factor", "f", 0.0, 1.0),
+    ("subtreeValueBiasWeightExponent", "subtree_value_bias_weight_exponent", "f", 0.0, 1.0),
     ("useNoisePruning", "use_noise_pruning", "b", 0, 0),
     ("noisePruneUtilityScale", "noise_prune_utility_scale", "f", 0.001, 10.0),
     ("noisePruningCap", "noise_pruning_cap", "f", 0.0, 1e50),
@@ -173,7 +177,7 @@ NO_EFFECT_IN_ANALYSIS = frozenset(
     midgameTimeFactor midgameTurnPeakTime endgameTurnTimeDecay obviousMovesTimeFactor
     obviousMovesPolicyEntropyTolerance obviousMovesPolicySurpriseTolerance chosenMoveTemperature
     chosenMoveTemperatureEarly chosenMoveTemperatureOnlyBelowProb nodeTableShardsPowerOfTwo
-    subtreeValueBiasTableNumShards subtreeValueBiasFreeProp subtreeValueBiasWeightExponent graphSearchRepBound
+    subtreeValueBiasTableNumShards subtreeValueBiasFreeProp graphSearchRepBound
     graphSearchCatchUpLeakProb evalCacheMinVisits enableMorePassingHacks numBots""".split()
 )
 
@@ -189,7 +193,6 @@ BACKEND_KEYS_PREFIXES = (
 #: KataGo features this port does not implement: (key, field kind, KataGo's analysis default, neutral value).
 NOT_PORTED: tuple[tuple[str, str, str, str], ...] = (
     ("useGraphSearch", "b", "true", "false"),
-    ("subtreeValueBiasFactor", "f", "0.45", "0"),
     ("rootNumSymmetriesToSample", "i", "1", "1"),
     ("antiMirror", "b", "false", "false"),
     ("avoidRepeatedPatternUtility", "f", "0", "0"),

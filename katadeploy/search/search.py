@@ -23,9 +23,8 @@ move) with :class:`~katadeploy.search.params.SearchParams`:
 * :meth:`run` stops at ``maxVisits`` root visits, ``maxPlayouts``, ``maxTime`` seconds or when ``stop`` is set,
   and calls ``on_report`` every ``report_every`` seconds. An evaluator failure propagates out of :meth:`run`.
 
-Root symmetry pruning as KataGo (:mod:`katadeploy.search.rootsymmetry`).
-
-Not ported: graph search (transpositions), subtree value bias, multi-symmetry root
+Also as KataGo: root symmetry pruning (:mod:`katadeploy.search.rootsymmetry`) and subtree value bias
+(:mod:`katadeploy.search.valuebias`). Not ported: graph search (transpositions), multi-symmetry root
 averaging, anti-mirror, pattern bonuses, human-SL guidance, avoid/allow moves, futile-visit pruning,
 ``fillDameBeforePass``, time controls.
 """
@@ -51,6 +50,7 @@ from katadeploy.search.node import Node
 from katadeploy.search.params import SearchParams
 from katadeploy.search.rootsymmetry import root_symmetries
 from katadeploy.search.utility import Utility, dynamic_score_center
+from katadeploy.search.valuebias import ValueBiasTable
 
 PASS_LOC = B.PASS_LOC
 
@@ -89,6 +89,7 @@ class Search:
         self.nn_x, self.nn_y = nneval.tensor_size(self.x_size, self.y_size)
         self._ending_bonus: dict[int, float] = {}
         self.root = Node(pla, force_non_terminal=self.root_hist.is_game_finished)
+        self.bias_table = ValueBiasTable() if params.subtree_value_bias_factor != 0 else None
         self._compute_root_values()
 
     # ------------------------------------------------------------------------------------------------ setup
@@ -314,6 +315,8 @@ class Search:
             idx, pos = select_child(self, node, is_root)
             if idx < 0:
                 u, w = self.nn_utility_and_weight(node.nn)
+                if node.bias_entry is not None:
+                    u += node.bias_entry.bias(self.params.subtree_value_bias_factor)
                 nn = node.nn
                 node.add_leaf_value(nn.white_win - nn.white_loss, nn.white_no_result, nn.white_score_mean,
                                     nn.white_score_mean_sq, nn.white_lead, u, w, False)  # fmt: skip
@@ -330,9 +333,12 @@ class Search:
                     and ((self.params.conservative_pass and is_root) or can_force)
                 )
                 child = Node(pla, force)
+                if self.bias_table is not None:
+                    child.bias_entry = self.bias_table.entry_for(hist, loc, get_opp(pla))
                 node.children.append(child)
                 node.child_locs.append(loc)
                 node.child_pos.append(pos)
+                node.child_prior.append(float(node.nn.policy[pos]))
                 node.edge_visits.append(0)
                 node.next_new += 1
             else:
@@ -383,6 +389,8 @@ class Search:
                 node.nn = nn
                 node.pending = False
                 u, w = self.nn_utility_and_weight(nn)
+                if node.bias_entry is not None:
+                    u += node.bias_entry.bias(self.params.subtree_value_bias_factor)
                 node.add_leaf_value(nn.white_win - nn.white_loss, nn.white_no_result, nn.white_score_mean,
                                     nn.white_score_mean_sq, nn.white_lead, u, w, True)  # fmt: skip
                 self._backup(lf.path)

@@ -106,3 +106,50 @@ def test_contract_transcription_matches_source():
     assert 'lowerName.find("scorevalue")' in lines[181]
     assert "if(names[i] == t)" in lines[913]
     assert "NUM_FEATURES_SPATIAL_V7" in lines[62]
+
+
+# ---------------------------------------------------------------------------------------------- a KataGo ONNX build
+
+#: worst |error| allowed against KataGo's Eigen FP32 goldens: FP32 at the conversion gates, FP16/INT8 sanity only
+LIMITS = {
+    "onnx-fp32": {"whiteWin": 1e-4, "policy": 1e-4, "ownership": 1e-3},
+    "onnx-fp16": {"whiteWin": 5e-2, "policy": 5e-2, "ownership": 2e-1},
+    "onnx-int8": {"whiteWin": 2e-1, "policy": 2e-1, "ownership": 5e-1},
+}
+
+
+@pytest.mark.katago
+def test_katago_onnx_backend_loads_and_matches_goldens(artifacts, tmp_path):
+    """With a KataGo built with ``USE_BACKEND=ONNX`` in the cache (``katadeploy katago build --backend onnx``),
+    the converted artifact runs through ``kata-raw-nn`` under a ``configure onnx`` config and agrees with
+    KataGo's own Eigen FP32 outputs on the 80 oracle positions (19x19 tensor, smaller boards masked)."""
+    import json
+
+    from katadeploy.deploy.configure import configure
+    from katadeploy.engine.katago.build import built
+    from katadeploy.engine.katago.gtp import GTPEngine
+    from tests.conftest import SHARED, load_golden
+    from tests.golden_check import raw_errors
+
+    b = built("onnx")
+    if b is None:
+        pytest.skip(
+            "no KataGo ONNX build in the cache (katadeploy katago build --backend onnx --onnxruntime-root DIR)"
+        )
+    src, dst = artifacts
+    target = read_manifest(src).target
+    _, cfg = configure("onnx", tmp_path / "onnx.cfg", mode="gtp", artifact=str(src))
+    golden = load_golden(NET)
+    positions = [
+        json.loads(ln) for ln in (SHARED / "oracle" / "positions.jsonl").read_text().splitlines() if ln
+    ]
+    worst = dict.fromkeys(LIMITS[target], 0.0)
+    with GTPEngine(dst, cfg, binary=b.binary()) as engine:
+        for pos in positions:
+            err = raw_errors(engine.raw_nn(pos), golden[pos["id"]], pos["id"])
+            for key in worst:
+                worst[key] = max(worst[key], err[key])
+        stderr = "\n".join(engine.stderr_tail)
+    assert "Unused key" not in stderr, stderr
+    for key, limit in LIMITS[target].items():
+        assert worst[key] <= limit, (target, worst)

@@ -316,3 +316,36 @@ def test_session_cache_reuses_the_optimised_model(out_dir, tmp_path, monkeypatch
     s, g = vs.spatial[:4], vs.global_[:4]
     for a, b in zip(first.evaluate(s, g), again.evaluate(s, g)):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_int8_u8_activations_option(out_dir):
+    """``int8_activations=u8``: activations quantized to asymmetric uint8, weights still s8 per channel."""
+    path = artifact(out_dir, RESNET, "onnx-int8", int8_activations="u8", int8_methods="minmax")
+    proto = onnx.load(str(path))
+    inits = {t.name: t for t in proto.graph.initializer}
+    act_zp = [
+        inits[n.input[2]]
+        for n in proto.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[0] not in inits
+    ]
+    assert act_zp and all(z.data_type == onnx.TensorProto.UINT8 for z in act_zp)
+    # (g170 nets use ReLU, so their zero points are 0: u8 spends all 256 codes on [0, max])
+    weights = [
+        inits[n.input[0]] for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+    ]
+    assert any(w.data_type == onnx.TensorProto.INT8 for w in weights)
+    m = read_manifest(path)
+    assert "u8 activations" in m.quantization["recipe"] and m.details["int8"]["method"] == "minmax"
+
+
+def test_export_option_parsing():
+    from katadeploy.export.commands import exporter_option
+
+    assert exporter_option("int8_activations=u8") == ("int8_activations", "u8")
+    assert exporter_option("calib_positions=256") == ("calib_positions", 256)
+    assert exporter_option("mixed_precision=false") == ("mixed_precision", False)
+    assert exporter_option("int8_methods=minmax,entropy") == ("int8_methods", "minmax,entropy")
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        exporter_option("novalue")

@@ -34,9 +34,8 @@ def test_analysis_defaults_match_setup_cpp():
     assert (p.policy_optimism, p.root_policy_optimism) == (1.0, 0.2)
     assert p.conservative_pass and p.ignore_pre_root_history and p.wide_root_noise == 0.04
     joined = " | ".join(notes)
-    assert (
-        "useGraphSearch" in joined and "subtreeValueBiasFactor" in joined and "rootSymmetryPruning" in joined
-    )
+    assert p.root_symmetry_pruning
+    assert "useGraphSearch" in joined and "subtreeValueBiasFactor" in joined and len(notes) == 2
 
 
 def test_derived_defaults_and_ranges():

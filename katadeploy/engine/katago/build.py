@@ -302,8 +302,10 @@ def cmake_options(backend: str, onnxruntime: Path | None = None) -> list[str]:
     opts = [f"-DUSE_BACKEND={CMAKE_BACKEND[backend]}", "-DCMAKE_BUILD_TYPE=Release", "-DNO_GIT_REVISION=1"]
     if backend == "eigen" and _cpu_has_avx2():
         opts.append("-DUSE_AVX2=1")
-    if backend == "onnx" and onnxruntime is not None:
-        opts.append(f"-DONNXRUNTIME_ROOT={onnxruntime}")
+    if backend == "onnx":
+        opts.append("-DKATAGO_AUTO_FETCH_DEPS=OFF")  # no vcpkg downloads: Debian's protobuf, the given ORT
+        if onnxruntime is not None:
+            opts.append(f"-DONNXRUNTIME_ROOT={onnxruntime}")
     return opts
 
 
