@@ -11,7 +11,9 @@ Contract
   defaults for the mode. Each key carries a one-line reason. The ``onnx`` platform needs an ``artifact``
   (a katadeploy ONNX artifact, converted with :func:`katadeploy.export.katago_onnx.write_katago_onnx` when it
   does not meet KataGo's ONNX-backend contract yet, or a ``deploy.json`` whose fastest passing ONNX artifact is
-  taken) and writes ``onnxProvider``, the node-name keys and ``onnxModelVersion``.
+  taken) and writes ``onnxProvider``, the node-name keys, ``onnxModelVersion``, the fixed tensor size
+  (``maxBoardSizeForNNBuffer``, ``gtpForceMaxNNSize`` in GTP) and ``requireMaxBoardSize`` (false: smaller
+  boards run masked; true for exact-board artifacts).
 * Every key is held against ``katadeploy/configs/keys.json`` (:func:`katadeploy.deploy.keys.check_config`)
   before anything is written; a key KataGo would not read is a programming error here (``AssertionError``).
 * :func:`tune` runs ``bench engine`` (:func:`katadeploy.bench.engine.run_engine_bench`) over a thread sweep on
@@ -354,7 +356,11 @@ def build_config(
         path, notes = _onnx_artifact(artifact)
         cfg.notes += notes
         cfg.notes.append(
-            f"Run: katago {mode} -config THIS.cfg -model {path} (KataGo >= 1.18 built with USE_BACKEND=ONNX)."
+            f"Run: katago {mode} -config THIS.cfg -model {path} (a KataGo built with USE_BACKEND=ONNX)."
+        )
+        cfg.notes.append(
+            "katadeploy checked such files with KataGo's ONNX backend (lightvector/KataGo pull/1171) and "
+            "onnxProvider = cpu only."
         )
         prov = provider or "cpu"
         if prov not in ONNX_PROVIDERS:
@@ -384,7 +390,16 @@ def build_config(
         else:
             cfg.set("maxBoardXSizeForNNBuffer", man.nn_x, "the artifact's board width")
             cfg.set("maxBoardYSizeForNNBuffer", man.nn_y, "the artifact's board height")
-        cfg.notes.append("Not run here against a KataGo ONNX build (ONNX Runtime's C API is not in Debian).")
+        if mode == "gtp":
+            cfg.set(
+                "gtpForceMaxNNSize",
+                True,
+                "one NN buffer at the largest size for every GTP board size (the artifact's tensor is fixed)",
+            )
+        if man.exact_board:
+            cfg.set("requireMaxBoardSize", True, "exact-board artifact (no mask ops): only full-size boards")
+        else:
+            cfg.set("requireMaxBoardSize", False, "smaller boards run masked inside the fixed tensor")
 
     problems = cfg.problems()
     assert not problems, f"configure wrote keys KataGo does not read: {problems}"

@@ -13,7 +13,7 @@ input raises :class:`~katadeploy.errors.KatadeployError` subclasses, printed by 
   (``eval "$(katadeploy katago path --env)"``): ``LD_LIBRARY_PATH`` for the bundled libraries and
   ``KATADEPLOY_KATAGO``.
 * ``katago build --backend eigen|opencl|onnx [--source DIR|GIT-URL] [--ref TAG] [-j N] [--force]
-  [--onnxruntime-root DIR]`` — compile KataGo with cmake into katadeploy's cache
+  [--onnxruntime-root DIR | --onnxruntime-headers DIR]`` — compile KataGo with cmake into katadeploy's cache
   (:func:`katadeploy.engine.katago.build.build`; each missing Debian package is named) and print the executable.
 * ``katago version [--katago PATH]`` — print ``katago version``'s first line.
 * ``katago check [--katago PATH]`` — check OpenCL and the binary; print what was found.
@@ -74,6 +74,7 @@ def _build(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         force=args.force,
         onnxruntime=args.onnxruntime_root,
+        onnxruntime_headers=args.onnxruntime_headers,
         progress=not args.quiet,
     )
     print(b.exe)
@@ -162,6 +163,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true", help="rebuild even if a finished build is cached")
     p.add_argument(
         "--onnxruntime-root", default=None, help=f"ONNX Runtime C API package (default ${ONNXRUNTIME_ENV})"
+    )
+    p.add_argument(
+        "--onnxruntime-headers",
+        metavar="DIR",
+        default=None,
+        help="ONNX Runtime C API headers (e.g. Debian trixie's libonnxruntime-dev), used with pip onnxruntime's library",
     )
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_build)

@@ -23,8 +23,11 @@ Contract
 * :func:`config_keys` gives the ``onnx*`` keys for such a file: node names (the defaults, written out so a
   reader sees what binds) and ``onnxModelVersion`` from the manifest.
 
-Not run against a KataGo build with ``USE_BACKEND=ONNX`` here: that build needs ONNX Runtime's C API, which
-Debian does not package. The contract is checked structurally and numerically through onnxruntime's Python API.
+Run here against the real backend: KataGo built with ``USE_BACKEND=ONNX`` from that pull request's head
+(``katadeploy katago build --backend onnx``; ONNX Runtime C API headers from Debian trixie's
+``libonnxruntime-dev`` 1.21 with pip onnxruntime 1.32's library), ``onnxProvider = cpu`` only: its
+``kata-raw-nn`` on FP32/FP16/INT8 files equals katadeploy's onnxruntime run of the same file to print precision
+(``tests/export/test_katago_onnx.py``). The other execution providers were not run.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   or on their inputs and outputs (``"inputs+outputs"``, which lets onnxruntime's CPU EP fuse some QLinearConv).
 - Kept float (by module scope, :func:`katadeploy.export.node_roles.node_role`): the stem (initial conv, global linear,
   meta encoder), every norm (BatchNorm affine, RMSNorm, trunk tip), the attention softmax and the QK^T / attention
-  x V matmuls, and both heads. Activations, residual adds and norms are never quantized (only the listed op types
+  x V matmuls, and both heads; plus any module scope listed in ``options["int8_float_scopes"]`` (for example
+  ``convg`` or ``blocks.3/conv1``: a per-layer fallback, recorded with role ``fallback``). Activations, residual adds and norms are never quantized (only the listed op types
   are); ``details["int8"]["float_nodes"]`` summarises the convolution-type nodes left in float by role.
 - Calibration: one pass over up to ``options["calib_positions"]`` (default :data:`DEFAULT_CALIB_POSITIONS`)
   positions of ``req.calib.subset("calib")`` (read through :class:`CalibrationReader`; full-board positions only for
@@ -35,6 +36,7 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,10 +203,11 @@ class RangeCollector:
 
 # ---------------------------------------------------------------------------------------------- graph analysis
 def plan_nodes(
-    proto: Any, model: ModelDesc, outputs: bool = False
+    proto: Any, model: ModelDesc, outputs: bool = False, float_scopes: Sequence[str] = ()
 ) -> tuple[list[str], list[tuple[str, str, str]], list[str]]:
     """``(nodes to quantize, float nodes of the quantizable op types as (name, op, role), tensors to
-    calibrate)`` for a pre-processed graph."""
+    calibrate)`` for a pre-processed graph. Nodes inside any of ``float_scopes`` (module paths such as
+    ``blocks.2/convg`` or just ``convg``) stay float too, with role ``fallback``."""
     inits = {i.name for i in proto.graph.initializer}
     quantize, kept, tensors = [], [], []
     seen: set[str] = set()
@@ -212,7 +215,9 @@ def plan_nodes(
         if n.op_type not in QUANT_OPS:
             continue
         role = node_role(n.name, n.op_type, model)
-        if role in FLOAT_ROLES:
+        if role not in FLOAT_ROLES and any(f"/{s.strip('/')}/" in n.name for s in float_scopes):
+            role = "fallback"
+        if role in FLOAT_ROLES or role == "fallback":
             kept.append((n.name, n.op_type, role))
             continue
         quantize.append(n.name)
@@ -333,6 +338,12 @@ def _candidate(path: Path, req: ExportRequest, threads: int | None) -> Any:
     return OnnxEvaluator(path, manifest, threads=threads)
 
 
+def _float_scopes(req: ExportRequest) -> list[str]:
+    """``options["int8_float_scopes"]``: module scopes kept float (a list, or one comma-separated string)."""
+    raw = req.options.get("int8_float_scopes") or []
+    return [s for s in (raw.split(",") if isinstance(raw, str) else raw) if s]
+
+
 def _methods(req: ExportRequest) -> tuple[str, ...]:
     raw = req.options.get("int8_methods") or METHODS
     if isinstance(raw, str):
@@ -379,7 +390,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         with contextlib.redirect_stdout(sys.stderr):
             q.quant_pre_process(str(fp32), str(pre))
         pre_proto = onnx.load(str(pre))
-        quantize, kept, tensors = plan_nodes(pre_proto, model, quant_outputs)
+        quantize, kept, tensors = plan_nodes(pre_proto, model, quant_outputs, _float_scopes(req))
         if not quantize:
             raise KatadeployError(f"{model.name}: no trunk convolution left to quantize")
         req.log(

@@ -44,7 +44,7 @@ EXPECTED_KEYS = frozenset(
     allowMoves avoidMoves""".split()
 )
 #: Query fields KataGo accepts that this search does not implement: answered with a warning, query still runs.
-NOT_SUPPORTED_FIELDS = ("includeOwnershipStdev", "includeMovesOwnershipStdev", "allowMoves", "avoidMoves")
+NOT_SUPPORTED_FIELDS = ("allowMoves", "avoidMoves")
 
 STATUS_IN_QUEUE, STATUS_POPPED, STATUS_RUNNING, STATUS_TERMINATED = range(4)
 
@@ -60,6 +60,8 @@ class AnalyzeRequest:
     pv_len: int
     include_ownership: bool = False
     include_moves_ownership: bool = False
+    include_ownership_stdev: bool = False
+    include_moves_ownership_stdev: bool = False
     include_policy: bool = False
     include_pv_visits: bool = False
     include_no_result_value: bool = False
@@ -361,6 +363,8 @@ def _parse(
                     pv_len,
                     include_ownership=flags["includeOwnership"],
                     include_moves_ownership=flags["includeMovesOwnership"],
+                    include_ownership_stdev=flags["includeOwnershipStdev"],
+                    include_moves_ownership_stdev=flags["includeMovesOwnershipStdev"],
                     include_policy=flags["includePolicy"],
                     include_pv_visits=flags["includePVVisits"],
                     include_no_result_value=flags["includeNoResultValue"],

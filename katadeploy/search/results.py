@@ -21,6 +21,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from katadeploy.go import board as B
 from katadeploy.go.coords import loc_to_string
 from katadeploy.search.explore import (
@@ -31,7 +33,7 @@ from katadeploy.search.explore import (
     parent_stats,
 )
 from katadeploy.search.node import Node
-from katadeploy.search.rootsymmetry import sym_loc
+from katadeploy.search.rootsymmetry import sym_loc, sym_xy
 from katadeploy.search.scorevalue import score_stdev
 
 if TYPE_CHECKING:
@@ -290,17 +292,20 @@ def pruned_root_values(s: Search) -> dict[str, float]:
     }
 
 
-def average_tree_ownership(s: Search, node: Node | None = None) -> list[float]:
-    """``getAverageTreeOwnership``: NN ownership averaged over the tree (White's perspective, tensor order)."""
+def tree_ownership(s: Search, node: Node | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``getAverageAndStandardDeviationTreeOwnership``: NN ownership averaged over the subtree (each child weighted by
+    its squared weight, the node itself by its NN weight, small branches cut), and its standard deviation; White's
+    perspective, tensor order."""
     node = node or s.root
-    acc = [0.0] * (s.nn_x * s.nn_y)
+    mean = np.zeros(s.nn_x * s.nn_y, dtype=np.float64)
+    sq = np.zeros_like(mean)
     min_prop = 0.5 / (max(1.0, node.visits) ** 0.75)
     prune_prop = min_prop * 0.01
 
     def add(n: Node, prop: float) -> None:
-        own = n.nn.ownership  # type: ignore[union-attr]
-        for k, v in enumerate(own.tolist()):
-            acc[k] += prop * v
+        own = n.nn.ownership.astype(np.float64)  # type: ignore[union-attr]
+        np.add(mean, prop * own, out=mean)
+        np.add(sq, prop * own * own, out=sq)
 
     def visit(n: Node, desired: float) -> bool:
         if n.nn is None:
@@ -325,7 +330,24 @@ def average_tree_ownership(s: Search, node: Node | None = None) -> list[float]:
         return True
 
     visit(node, 1.0)
-    return acc
+    return mean, np.sqrt(np.maximum(sq - mean * mean, 0.0))
+
+
+def ownership_fields(
+    s: Search, node: Node | None, perspective: int, mean: bool, stdev: bool, key_prefix: str = ""
+) -> dict[str, list[float]]:
+    """``ownership``/``ownershipStdev`` for the board (row-major from the top), in the reporting perspective."""
+    if not (mean or stdev):
+        return {}
+    avg, sd = tree_ownership(s, node)
+    sign = _flip(s, perspective)
+    idx = [y * s.nn_x + x for y in range(s.y_size) for x in range(s.x_size)]
+    out: dict[str, list[float]] = {}
+    if mean:
+        out["ownership"] = [round_dynamic(float(avg[k]) * sign) for k in idx]
+    if stdev:
+        out["ownershipStdev"] = [round_dynamic(float(sd[k])) for k in idx]
+    return out
 
 
 def _flip(s: Search, perspective: int) -> float:
@@ -372,6 +394,15 @@ def _root_hashes(s: Search) -> tuple[str, str]:
     return f"{this:032X}", f"{best:032X}"
 
 
+def _sym_board_list(values: list[float], xs: int, ys: int, sym: int) -> list[float]:
+    out = [0.0] * len(values)
+    for y in range(ys):
+        for x in range(xs):
+            nx, ny, w = sym_xy(x, y, xs, ys, sym)
+            out[ny * w + nx] = values[y * xs + x]
+    return out
+
+
 def _duplicate_for_symmetries(s: Search, rows: list) -> list:
     """Every symmetric copy of each reported move, with ``isSymmetryOf`` and the PV mapped (KataGo's order)."""
     out = []
@@ -390,12 +421,17 @@ def _duplicate_for_symmetries(s: Search, rows: list) -> list:
             if sym != 0:
                 new["isSymmetryOf"] = info["move"]
             new_pv = [s.loc_to_pos(sym_loc(s.pos_to_loc(q), xs, ys, sym)) for q in pv]
+            if sym != 0:
+                for key in ("ownership", "ownershipStdev"):
+                    if key in info:
+                        new[key] = _sym_board_list(info[key], xs, ys, sym)
             out.append((edge, psv, prior, new, new_pv, pv_visits, pv_edges, ew))
     return out
 
 
 def analysis_json(
-    s: Search, *, perspective: int, pv_len: int, include_policy: bool = False, include_ownership: bool = False,
+    s: Search, *, perspective: int, pv_len: int, include_policy: bool = False, include_ownership: bool = False, include_ownership_stdev: bool = False,
+    include_moves_ownership: bool = False, include_moves_ownership_stdev: bool = False,
     include_pv_visits: bool = False, include_no_result_value: bool = False, prevent_encore: bool = True,
 ) -> dict[str, Any] | None:  # fmt: skip
     """The ``moveInfos``/``rootInfo``/... part of an analysis response; None when there is nothing to report."""
@@ -467,6 +503,12 @@ def analysis_json(
             info.update(
                 prior=round_dynamic(prior), lcb=round_dynamic(lcb_wr), utilityLcb=round_dynamic(utility_lcb)
             )
+            if c.nn is not None:
+                info.update(
+                    ownership_fields(
+                        s, c, perspective, include_moves_ownership, include_moves_ownership_stdev
+                    )
+                )
             rows.append((edge, sel_values[i], prior, info, pv, pv_visits, pv_edges, ew))
         rows.sort(key=lambda r: (r[0] == 0, -r[1], -r[0], -r[2]))
         if len(s.root_symmetries) > 1:
@@ -517,8 +559,5 @@ def analysis_json(
         pol = [round_dynamic(float(nn.policy[y * s.nn_x + x])) for y in range(ys) for x in range(xs)]
         pol.append(round_dynamic(float(nn.policy[s.nn_x * s.nn_y])))
         out["policy"] = pol
-    if include_ownership:
-        own = average_tree_ownership(s)
-        sign = -1.0 if perspective == 1 or (perspective not in (1, 2) and s.root_pla == 1) else 1.0
-        out["ownership"] = [round_dynamic(own[y * s.nn_x + x] * sign) for y in range(ys) for x in range(xs)]
+    out.update(ownership_fields(s, root, perspective, include_ownership, include_ownership_stdev))
     return out

@@ -37,7 +37,7 @@ from katadeploy.search.requests import (
     QueryDefaults,
     parse_query,
 )
-from katadeploy.search.results import analysis_json, average_tree_ownership, round_dynamic
+from katadeploy.search.results import analysis_json
 from katadeploy.search.search import Search
 
 PROTOCOL_VERSION = "1.18.1"
@@ -224,25 +224,14 @@ class AnalysisServer:
     def _report(self, r: AnalyzeRequest, s: Search, during: bool) -> bool:
         body = analysis_json(
             s, perspective=r.perspective, pv_len=r.pv_len, include_policy=r.include_policy,
-            include_ownership=r.include_ownership, include_pv_visits=r.include_pv_visits,
+            include_ownership=r.include_ownership, include_ownership_stdev=r.include_ownership_stdev,
+            include_moves_ownership=r.include_moves_ownership,
+            include_moves_ownership_stdev=r.include_moves_ownership_stdev,
+            include_pv_visits=r.include_pv_visits,
             include_no_result_value=r.include_no_result_value, prevent_encore=self.defaults.prevent_encore,
         )  # fmt: skip
         if body is None:
             return False
-        if r.include_moves_ownership:
-            sign = -1.0 if r.perspective == 1 or (r.perspective == 0 and s.root_pla == 1) else 1.0
-            by_move = {}
-            for i, c in enumerate(s.root.children):
-                if c.nn is not None:
-                    own = average_tree_ownership(s, c)
-                    by_move[s.root.child_pos[i]] = [
-                        round_dynamic(own[y * s.nn_x + x] * sign)
-                        for y in range(s.y_size)
-                        for x in range(s.x_size)
-                    ]
-            for info, pos in zip(body["moveInfos"], _positions(s, body)):
-                if pos in by_move:
-                    info["ownership"] = by_move[pos]
         self.write({"id": r.id, "turnNumber": r.turn_number, "isDuringSearch": during, **body})
         return True
 
@@ -294,14 +283,6 @@ class AnalysisServer:
             quit_without_waiting = True
         self.finish(quit_without_waiting)
         return 0
-
-
-def _positions(s: Search, body: dict[str, Any]) -> list[int]:
-    """Policy index of each reported move, in ``moveInfos`` order."""
-    from katadeploy.go.coords import loc_to_string
-
-    names = {loc_to_string(s.pos_to_loc(pos), s.x_size, s.y_size): pos for pos in s.root.child_pos}
-    return [names.get(info["move"], -1) for info in body["moveInfos"]]
 
 
 __all__ = ["PROTOCOL_VERSION", "READY_LINE", "AnalysisServer", "STATUS_RUNNING"]

@@ -133,6 +133,9 @@ def test_onnx_config_matches_the_backend_contract(onnx_artifact, tmp_path):
         assert items[key] == name
         assert kt.lookup(key)["file"] == "cpp/neuralnet/onnxbackend.cpp"
     assert "useFP16" not in items and "onnxUseFP16" not in items  # the backend refuses useFP16 = true
+    # the artifact's tensor is fixed at 19x19: one NN buffer for every board size, smaller boards masked
+    assert items["maxBoardSizeForNNBuffer"] == "19" and items["gtpForceMaxNNSize"] == "true"
+    assert items["requireMaxBoardSize"] == "false"
     assert str(model) in out.read_text()
 
 

@@ -43,7 +43,7 @@ def test_each_missing_package_is_named(monkeypatch):
 
 def test_onnx_backend_needs_onnxruntime_c_api(tmp_path):
     problems = kb.missing_requirements("onnx", None)
-    assert any("ONNX Runtime's C API" in p and "not packaged by Debian" in p for p in problems)
+    assert any("ONNX Runtime's C API" in p and "not in Debian bookworm" in p for p in problems)
     (tmp_path / "include").mkdir()
     assert any("onnxruntime_c_api.h" in p for p in kb.missing_requirements("onnx", tmp_path))
 
@@ -128,3 +128,22 @@ def test_build_eigen_from_source(tmp_path):
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "nnEvals/s" in res.stdout
+
+
+def test_onnxruntime_root_from_headers_and_pip_library(tmp_path, monkeypatch):
+    monkeypatch.setenv("KATADEPLOY_CACHE", str(tmp_path / "cache"))
+    ort = pytest.importorskip("onnxruntime")
+    minor = int(ort.__version__.split(".")[1])
+    inc = tmp_path / "usr" / "include" / "onnxruntime"
+    inc.mkdir(parents=True)
+    (inc / "onnxruntime_cxx_api.h").write_text("")
+    (inc / "onnxruntime_c_api.h").write_text(f"#define ORT_API_VERSION {minor + 1}\n")
+    with pytest.raises(kb.KataGoError, match="newer than onnxruntime"):
+        kb.assemble_onnxruntime_root(inc.parent)
+    (inc / "onnxruntime_c_api.h").write_text("#define ORT_API_VERSION 21\n")
+    root = kb.assemble_onnxruntime_root(inc.parent)
+    assert (root / "include" / "onnxruntime" / "onnxruntime_c_api.h").is_file()
+    assert (root / "lib" / "libonnxruntime.so").resolve().is_file()
+    assert not [p for p in kb.missing_requirements("onnx", root) if "ONNX Runtime" in p or "onnxruntime" in p]
+    with pytest.raises(kb.KataGoError, match="no onnxruntime_c_api.h"):
+        kb.assemble_onnxruntime_root(tmp_path)

@@ -320,7 +320,9 @@ def test_session_cache_reuses_the_optimised_model(out_dir, tmp_path, monkeypatch
 
 def test_int8_u8_activations_option(out_dir):
     """``int8_activations=u8``: activations quantized to asymmetric uint8, weights still s8 per channel."""
-    path = artifact(out_dir, RESNET, "onnx-int8", int8_activations="u8", int8_methods="minmax")
+    path = artifact(
+        out_dir, RESNET, "onnx-int8", int8_activations="u8", int8_methods="minmax", int8_float_scopes="convg"
+    )
     proto = onnx.load(str(path))
     inits = {t.name: t for t in proto.graph.initializer}
     act_zp = [
@@ -336,6 +338,13 @@ def test_int8_u8_activations_option(out_dir):
     assert any(w.data_type == onnx.TensorProto.INT8 for w in weights)
     m = read_manifest(path)
     assert "u8 activations" in m.quantization["recipe"] and m.details["int8"]["method"] == "minmax"
+    # int8_float_scopes: the global-pooling convolutions stay float, and the label counts them as float
+    assert m.details["int8"]["float_nodes"]["by_role"]["fallback"] == {"Conv": 2}
+    assert any("/convg/" in n for n in m.quantization["float_layer_names"])
+    assert (
+        m.quantization["int8_mac_fraction"]
+        < read_manifest(artifact(out_dir, RESNET, "onnx-int8")).quantization["int8_mac_fraction"]
+    )
 
 
 def test_export_option_parsing():

@@ -35,7 +35,8 @@ def test_analysis_defaults_match_setup_cpp():
     assert p.conservative_pass and p.ignore_pre_root_history and p.wide_root_noise == 0.04
     joined = " | ".join(notes)
     assert p.root_symmetry_pruning
-    assert "useGraphSearch" in joined and "subtreeValueBiasFactor" in joined and len(notes) == 2
+    assert p.subtree_value_bias_factor == 0.45 and p.subtree_value_bias_weight_exponent == 0.85
+    assert "useGraphSearch" in joined and len(notes) == 1
 
 
 def test_derived_defaults_and_ranges():

@@ -81,6 +81,9 @@ def test_version_models_cache_and_typed_reply(engine):
         assert key in best.raw
     assert len(r.ownership) == 81 and len(r.policy) == 82
     assert abs(sum(p for p in r.policy if p >= 0) - 1.0) < 1e-4
+    r = engine.analyze(q9("stdev", includeOwnershipStdev=True, includeMovesOwnership=True, maxVisits=12))
+    assert len(r.raw["ownershipStdev"]) == 81 and all(v >= 0 for v in r.raw["ownershipStdev"])
+    assert "ownership" not in r.raw and len(r.best_move.raw["ownership"]) == 81
 
 
 def test_perspective_follows_report_as(engine):

@@ -166,3 +166,22 @@ def test_root_symmetry_pruning_on_an_empty_board(nneval):
     # C7 lies on the main diagonal (x == y, y from the top): only the transpose keeps it; C3 on the other one
     assert root_symmetries(state([["B", "C7"]]).history)[0] == [0, 4]
     assert root_symmetries(state([["B", "C3"]]).history)[0] == [0, 7]
+
+
+def test_subtree_value_bias_pools_equal_local_situations(nneval):
+    st = state([["B", "E5"], ["W", "C3"]])
+    s = search(nneval, st)
+    s.run(max_visits=150)
+    nodes = []
+    stack = [s.root]
+    while stack:
+        n = stack.pop()
+        nodes.append(n)
+        stack.extend(n.children)
+    entries = {id(n.bias_entry): n.bias_entry for n in nodes if n.bias_entry is not None}
+    assert s.bias_table is not None and len(entries) == len(s.bias_table)
+    shared = sum(n.bias_entry is not None for n in nodes) - len(entries)
+    assert shared > 0  # the same move after the same move, in the same 5x5 surroundings, shares an entry
+    assert any(abs(e.bias(0.45)) > 0 for e in entries.values())
+    off = search(nneval, st, subtree_value_bias_factor=0.0)
+    assert off.bias_table is None

@@ -11,9 +11,13 @@ Contract
   :data:`DEFAULT_REF`.
 * Before cmake runs, :func:`missing_requirements` checks the Debian packages each backend needs and every
   missing one is named in the :class:`BuildRequirementError` message (one line, with the ``apt-get install``
-  fix). The ONNX backend needs ONNX Runtime's C API (``include/onnxruntime/onnxruntime_c_api.h`` and
-  ``lib/libonnxruntime.so`` under ``--onnxruntime-root`` / ``$ONNXRUNTIME_ROOT``), which Debian does not
-  package, plus protobuf.
+  fix). The ONNX backend (KataGo sources that have ``cpp/neuralnet/onnxbackend.cpp``, e.g. lightvector/KataGo
+  pull/1171) needs protobuf and ONNX Runtime's C API (``include/onnxruntime/onnxruntime_c_api.h`` and
+  ``lib/libonnxruntime.so`` under ``--onnxruntime-root`` / ``$ONNXRUNTIME_ROOT``), which Debian bookworm does not
+  package; :func:`assemble_onnxruntime_root` (``--onnxruntime-headers DIR``) builds such a root in the cache from
+  C API headers (Debian trixie's ``libonnxruntime-dev``) and pip ``onnxruntime``'s ``libonnxruntime.so``. cmake
+  runs with ``-DKATAGO_AUTO_FETCH_DEPS=OFF`` there (no vcpkg downloads); the executable finds the library through
+  its build RPATH.
 * :func:`built` returns the cached build for a backend (newest marker) or None; :func:`launcher` returns a
   path that runs as it is: the build's ``katago`` itself, or for the extracted AppImage its ``AppRun`` (which
   sets ``LD_LIBRARY_PATH`` to the bundled libraries) — ``$(katadeploy katago path) version`` works.
@@ -124,8 +128,9 @@ def onnxruntime_root(explicit: str | os.PathLike[str] | None = None) -> Path | N
 
 def _onnxruntime_problem(root: Path | None) -> str | None:
     fix = (
-        "ONNX Runtime's C API is not packaged by Debian: unpack an onnxruntime-linux release "
-        f"(github.com/microsoft/onnxruntime/releases) and pass --onnxruntime-root DIR or set ${ONNXRUNTIME_ENV}"
+        "ONNX Runtime's C API is not in Debian bookworm: pass --onnxruntime-root DIR (an onnxruntime-linux "
+        "release, or ONNXRUNTIME_ROOT) or --onnxruntime-headers DIR (the headers of Debian trixie's "
+        "libonnxruntime-dev, used with pip onnxruntime's libonnxruntime.so)"
     )
     if root is None:
         return f"the ONNX backend needs ONNX Runtime's C API; {fix}"
@@ -137,6 +142,45 @@ def _onnxruntime_problem(root: Path | None) -> str | None:
     if not any((root / "lib").glob("libonnxruntime.so*")):
         return f"{root} has no lib/libonnxruntime.so; {fix}"
     return None
+
+
+def assemble_onnxruntime_root(headers: str | os.PathLike[str]) -> Path:
+    """An ``ONNXRUNTIME_ROOT`` in the cache from C API headers plus pip ``onnxruntime``'s shared library.
+
+    ``headers`` is a directory holding ``onnxruntime_c_api.h`` and ``onnxruntime_cxx_api.h`` (e.g. Debian
+    trixie's ``libonnxruntime-dev``: ``apt-get download`` + ``dpkg-deb -x``). The C API is versioned: headers
+    older than the library work (``OrtGetApi(ORT_API_VERSION)``), newer ones do not.
+    """
+    src = Path(headers).expanduser()
+    if (src / "onnxruntime").is_dir() and not (src / "onnxruntime_c_api.h").is_file():
+        src = src / "onnxruntime"
+    if not (src / "onnxruntime_c_api.h").is_file() or not (src / "onnxruntime_cxx_api.h").is_file():
+        raise KataGoError(f"{src} has no onnxruntime_c_api.h / onnxruntime_cxx_api.h")
+    m = re.search(r"#define ORT_API_VERSION (\d+)", (src / "onnxruntime_c_api.h").read_text(errors="replace"))
+    api = int(m.group(1)) if m else 0
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise KataGoError(
+            "--onnxruntime-headers needs pip's onnxruntime for the library (pip install onnxruntime)"
+        ) from exc
+    libs = sorted(Path(onnxruntime.__file__).parent.joinpath("capi").glob("libonnxruntime.so.*"))
+    if not libs:
+        raise KataGoError(f"pip onnxruntime {onnxruntime.__version__} has no capi/libonnxruntime.so.*")
+    lib_minor = int(onnxruntime.__version__.split(".")[1])
+    if api > lib_minor:
+        raise KataGoError(f"headers for C API {api} are newer than onnxruntime {onnxruntime.__version__}")
+    root = cache_dir("onnxruntime-c", f"{onnxruntime.__version__}-api{api}")
+    inc = root / "include" / "onnxruntime"
+    if inc.exists():
+        shutil.rmtree(inc)
+    shutil.copytree(src, inc)
+    (root / "lib").mkdir(exist_ok=True)
+    for name in ("libonnxruntime.so", "libonnxruntime.so.1"):
+        link = root / "lib" / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(libs[-1])
+    return root
 
 
 def missing_requirements(backend: str, onnxruntime: Path | None = None) -> list[str]:
@@ -317,11 +361,14 @@ def build(
     jobs: int | None = None,
     force: bool = False,
     onnxruntime: str | os.PathLike[str] | None = None,
+    onnxruntime_headers: str | os.PathLike[str] | None = None,
     progress: bool = True,
     timeout: float = COMPILE_TIMEOUT_S,
 ) -> KataGoBuild:
     """Compile KataGo (see the module contract); return the finished build (reused when cached)."""
     _check_backend(backend)
+    if onnxruntime_headers is not None and onnxruntime is None:
+        onnxruntime = assemble_onnxruntime_root(onnxruntime_headers)
     ort = onnxruntime_root(onnxruntime)
     check_requirements(backend, ort)
     raw = os.fspath(source) if source is not None else os.environ.get(SOURCE_ENV) or DEFAULT_GIT_URL
