@@ -41,3 +41,10 @@ def inflight_list(text: str) -> list[str | int]:
     if not out:
         raise argparse.ArgumentTypeError(f"--inflight takes values such as 1, 4 or 1,auto, got {text!r}")
     return out
+
+
+def add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional ``ARTIFACT...`` of the commands that take artifacts (or ``torch``, the FP32 reference)."""
+    parser.add_argument(
+        "artifacts", nargs="+", metavar="ARTIFACT", help="artifact path (with its sidecar), or torch"
+    )

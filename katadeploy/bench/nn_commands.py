@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from katadeploy.argtypes import batch_list, inflight_list
+from katadeploy.argtypes import add_artifacts_argument, batch_list, inflight_list
 from katadeploy.bench.nn import DEFAULT_SECONDS, KATAGO_VISITS, WORKER_TIMEOUT_S
 
 
@@ -66,9 +66,7 @@ def register_bench(bench_sub: Any) -> None:
         "batch size: evals/s, P50/P95/P99 latency per call, peak RSS, GFLOP/s. Optionally also run KataGo's "
         "own `katago benchmark` on the same net.",
     )
-    p.add_argument(
-        "artifacts", nargs="+", metavar="ARTIFACT", help="artifact path (with its sidecar), or torch"
-    )
+    add_artifacts_argument(p)
     p.add_argument("--model", default=None, help="the net (needed for torch, --katago and GFLOP/s)")
     p.add_argument("--batch", type=batch_list, default=[1, 8, 32], help="batch sizes (default 1,8,32)")
     p.add_argument(

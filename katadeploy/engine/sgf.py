@@ -55,28 +55,17 @@ def query_from_sgf(source: str | bytes | os.PathLike[str] | sgf.Sgf_game, **opti
     return query_from_game(load_game(source), **options)
 
 
-def query_from_game(
-    game: sgf.Sgf_game,
-    *,
-    turns: TurnSelection = "last",
-    rules: str | dict[str, Any] | None = None,
-    default_rules: str = "japanese",
-    komi: float | None = None,
-    default_komi: float | None = None,
-    query_id: str | None = None,
-    **fields: Any,
-) -> AnalysisQuery:
-    """Query for the main line of an sgfmill game (see module contract)."""
-    wire = query_dict_from_game(
-        game,
-        turns=turns,
-        rules=rules,
-        default_rules=default_rules,
-        komi=komi,
-        default_komi=default_komi,
-        query_id=query_id,
-        stacklevel=3,
-    )
+#: the keywords :func:`katadeploy.go.sgf.query_dict_from_game` takes; every other keyword is an AnalysisQuery field
+SGF_OPTIONS = ("turns", "rules", "default_rules", "komi", "default_komi", "query_id")
+
+
+def query_from_game(game: sgf.Sgf_game, **options: Any) -> AnalysisQuery:
+    """Query for the main line of an sgfmill game (see module contract): ``turns``, ``rules``,
+    ``default_rules``, ``komi``, ``default_komi`` and ``query_id`` as in
+    :func:`katadeploy.go.sgf.query_dict_from_game`; other keywords are :class:`AnalysisQuery` attributes."""
+    sgf_options = {k: options.pop(k) for k in SGF_OPTIONS if k in options}
+    fields = options
+    wire = query_dict_from_game(game, stacklevel=3, **sgf_options)
     return AnalysisQuery(
         id=wire.get("id"),
         moves=wire["moves"],

@@ -31,19 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from katadeploy.go import board as B
+from katadeploy.go import rules as R
 from katadeploy.go.board import get_opp
 from katadeploy.go.history import BoardHistory
-from katadeploy.go.rules import (
-    KO_POSITIONAL,
-    KO_SIMPLE,
-    KO_SITUATIONAL,
-    KO_SPIGHT,
-    SCORING_AREA,
-    SCORING_TERRITORY,
-    TAX_ALL,
-    TAX_NONE,
-    TAX_SEKI,
-)
 
 NUM_SPATIAL_V7 = 22
 NUM_GLOBAL_V7 = 19
@@ -293,27 +283,27 @@ def fill_v7(
     sui_for_pass_alive = rules.multi_stone_suicide_legal or always_suicide
     area = None
     group_tax_for_pla = 0
-    if rules.scoring_rule == SCORING_AREA and rules.tax_rule == TAX_NONE:
+    if rules.scoring_rule == R.SCORING_AREA and rules.tax_rule == R.TAX_NONE:
         area = board.calculate_area(None, True, True, True, sui_for_pass_alive)
     else:
         keep_territories = False
         keep_stones = False
         has_area = False
-        if rules.scoring_rule == SCORING_AREA and rules.tax_rule in (TAX_SEKI, TAX_ALL):
+        if rules.scoring_rule == R.SCORING_AREA and rules.tax_rule in (R.TAX_SEKI, R.TAX_ALL):
             has_area = True
             keep_stones = True
-        elif rules.scoring_rule == SCORING_TERRITORY and rules.tax_rule == TAX_NONE:
+        elif rules.scoring_rule == R.SCORING_TERRITORY and rules.tax_rule == R.TAX_NONE:
             if hist.encore_phase >= 2:
                 has_area = True
                 keep_territories = True
-        elif rules.scoring_rule == SCORING_TERRITORY and rules.tax_rule in (TAX_SEKI, TAX_ALL):
+        elif rules.scoring_rule == R.SCORING_TERRITORY and rules.tax_rule in (R.TAX_SEKI, R.TAX_ALL):
             if hist.encore_phase >= 2:
                 has_area = True
         if has_area:
             area, wmb_regions = board.calculate_independent_life_area(
                 None, keep_territories, keep_stones, sui_for_pass_alive
             )
-            if rules.tax_rule == TAX_ALL:
+            if rules.tax_rule == R.TAX_ALL:
                 group_tax_for_pla = -2 * wmb_regions if pla == C_WHITE else 2 * wmb_regions
 
     final_phase_and_game_end_would_not_be_win = False
@@ -321,7 +311,7 @@ def fill_v7(
         score_for_pla = group_tax_for_pla
         ch18: list[int] = []
         ch19: list[int] = []
-        territory = rules.scoring_rule == SCORING_TERRITORY
+        territory = rules.scoring_rule == R.SCORING_TERRITORY
         secs = hist.second_encore_start_colors
         for loc in geo.locs:
             a = area[loc]
@@ -403,24 +393,24 @@ def fill_v7(
 
     # Globals.
     sk = self_komi_f32(hist, pla, params.draw_equivalent_wins_for_white)
-    parity_applies = rules.scoring_rule == SCORING_AREA or hist.encore_phase >= 2
+    parity_applies = rules.scoring_rule == R.SCORING_AREA or hist.encore_phase >= 2
     glob[5], glob[18] = _komi_features(sk, x_size, y_size, parity_applies)
     ko = rules.ko_rule
-    if ko == KO_SIMPLE:
+    if ko == R.KO_SIMPLE:
         pass
-    elif ko == KO_POSITIONAL or ko == KO_SPIGHT:
+    elif ko == R.KO_POSITIONAL or ko == R.KO_SPIGHT:
         glob[6] = 1.0
         glob[7] = 0.5
-    elif ko == KO_SITUATIONAL:
+    elif ko == R.KO_SITUATIONAL:
         glob[6] = 1.0
         glob[7] = -0.5
     if rules.multi_stone_suicide_legal:
         glob[8] = 1.0
-    if rules.scoring_rule == SCORING_TERRITORY:
+    if rules.scoring_rule == R.SCORING_TERRITORY:
         glob[9] = 1.0
-    if rules.tax_rule == TAX_SEKI:
+    if rules.tax_rule == R.TAX_SEKI:
         glob[10] = 1.0
-    elif rules.tax_rule == TAX_ALL:
+    elif rules.tax_rule == R.TAX_ALL:
         glob[10] = 1.0
         glob[11] = 1.0
     if hist.encore_phase > 0:

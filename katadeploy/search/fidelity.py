@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+SHARED = Path(os.environ.get("KATADEPLOY_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 NET = "g170-b6c96-s175395328-d26788732.bin.gz"
 
 CONFIG = {
@@ -153,8 +154,6 @@ def measure_overhead(
 
 def katago_binary(path: str | None) -> tuple[list[str], dict[str, str] | None, Path]:
     """(argv prefix, env, homeDataDir) of the real KataGo: ``path``, else katadeploy's installed copy."""
-    import os
-
     if path is None:
         from katadeploy.engine import katago
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from katadeploy.argtypes import add_artifacts_argument
 from katadeploy.errors import KatadeployError
 from katadeploy.model.desc import ModelDesc
 from katadeploy.runtime.base import Evaluator, RawBatch
@@ -130,9 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "ownership) to the FP32 torch reference on real positions, with KataGo testgpuerror's statistics and "
         "its FP32 or FP16 limits. Exit code 0 if every artifact passes, 1 if any fails.",
     )
-    p.add_argument(
-        "artifacts", nargs="+", metavar="ARTIFACT", help="artifact path (with its sidecar), or torch"
-    )
+    add_artifacts_argument(p)
     p.add_argument(
         "--model", required=True, help="the net the artifacts were exported from (file, URL or name)"
     )

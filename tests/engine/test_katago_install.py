@@ -101,9 +101,16 @@ def test_corrupted_binary_in_wheel_is_rejected(tmp_path):
 
 @pytest.mark.katago
 def test_cli_katago_path_and_env(katago, capsys):
-    assert main(["katago", "path"]) == 0
+    assert main(["katago", "path", "--raw"]) == 0
     printed = capsys.readouterr().out.strip()
     assert Path(printed) == katago.path
+
+    # the default prints something that runs as it is, with no environment set up
+    assert main(["katago", "path"]) == 0
+    launcher = capsys.readouterr().out.strip()
+    clean = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    out = subprocess.run([launcher, "version"], capture_output=True, text=True, timeout=120, env=clean)
+    assert out.returncode == 0 and "KataGo" in out.stdout, out.stderr[-500:]
 
     assert main(["katago", "path", "--env"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

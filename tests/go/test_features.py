@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from katadeploy.go import board as B
+from katadeploy.go import rules as R
 from katadeploy.go.features import (
     NNInputParams,
     encode_batch,
@@ -28,21 +29,7 @@ from katadeploy.go.features import (
     legal_policy_mask,
 )
 from katadeploy.go.history import BoardHistory
-from katadeploy.go.rules import (
-    KO_POSITIONAL,
-    KO_SIMPLE,
-    KO_SITUATIONAL,
-    SCORING_AREA,
-    SCORING_TERRITORY,
-    TAX_ALL,
-    TAX_NONE,
-    TAX_SEKI,
-    WHB_N,
-    WHB_N_MINUS_ONE,
-    WHB_ZERO,
-    Rules,
-    parse_rules,
-)
+from katadeploy.go.rules import Rules, parse_rules
 from tests.conftest import SHARED, load_golden
 
 BLACK, WHITE, PASS, NULL = B.C_BLACK, B.C_WHITE, B.PASS_LOC, B.NULL_LOC
@@ -217,18 +204,18 @@ def test_area_komi() -> None:
 def _all_rules_variants() -> list[Rules]:
     out = []
     for scoring, tax in (
-        (SCORING_AREA, TAX_NONE),
-        (SCORING_AREA, TAX_SEKI),
-        (SCORING_TERRITORY, TAX_NONE),
-        (SCORING_TERRITORY, TAX_SEKI),
-        (SCORING_AREA, TAX_ALL),
-        (SCORING_TERRITORY, TAX_ALL),
+        (R.SCORING_AREA, R.TAX_NONE),
+        (R.SCORING_AREA, R.TAX_SEKI),
+        (R.SCORING_TERRITORY, R.TAX_NONE),
+        (R.SCORING_TERRITORY, R.TAX_SEKI),
+        (R.SCORING_AREA, R.TAX_ALL),
+        (R.SCORING_TERRITORY, R.TAX_ALL),
     ):
         komi = 1.0
-        for ko in (KO_SIMPLE, KO_POSITIONAL, KO_SITUATIONAL):
+        for ko in (R.KO_SIMPLE, R.KO_POSITIONAL, R.KO_SITUATIONAL):
             for button in (False, True):
                 for sui in (False, True):
-                    out.append(Rules(ko, scoring, tax, sui, button, WHB_ZERO, False, komi))
+                    out.append(Rules(ko, scoring, tax, sui, button, R.WHB_ZERO, False, komi))
                     komi += 0.5
     return out
 
@@ -249,7 +236,7 @@ def test_rules_globals(size: int) -> None:
 def test_ko_prohibition_encore_and_pass_history() -> None:
     text = "(;GM[1]FF[4]SZ[6]KM[0.00];B[];W[];B[ab];W[bb];B[ba];W[ca];B[ec];W[ed];B[fd];W[fe];B[fb];W[dc];B[db];W[ae];B[ea];W[bf];B[be];W[ad];B[cf];W[dd];B[af];W[aa];B[];W[fc];B[bd];W[eb];B[];W[];B[ec];W[bf];B[ac];W[eb];B[af];W[eb])"  # noqa: E501
     sgf = Sgf(text)
-    default = Rules(KO_SIMPLE, SCORING_TERRITORY, TAX_SEKI, False, False, WHB_ZERO, False, 0.0)
+    default = Rules(R.KO_SIMPLE, R.SCORING_TERRITORY, R.TAX_SEKI, False, False, R.WHB_ZERO, False, 0.0)
     hist, pla = sgf.setup(sgf.rules(default))
     board = hist.board
     params = NNInputParams(draw_equivalent_wins_for_white=0.0)
@@ -298,13 +285,13 @@ def test_area_feature_and_komi_by_rules_and_encore() -> None:
     out: list[str] = []
     for go_to_encore2 in (0, 1):
         for scoring, tax in (
-            (SCORING_AREA, TAX_NONE),
-            (SCORING_AREA, TAX_SEKI),
-            (SCORING_TERRITORY, TAX_NONE),
-            (SCORING_TERRITORY, TAX_SEKI),
+            (R.SCORING_AREA, R.TAX_NONE),
+            (R.SCORING_AREA, R.TAX_SEKI),
+            (R.SCORING_TERRITORY, R.TAX_NONE),
+            (R.SCORING_TERRITORY, R.TAX_SEKI),
         ):
             board = B.Board.parse_board(7, 7, diagram)
-            rules = Rules(KO_POSITIONAL, scoring, tax, False, False, WHB_ZERO, False, 6.5)
+            rules = Rules(R.KO_POSITIONAL, scoring, tax, False, False, R.WHB_ZERO, False, 6.5)
             hist = BoardHistory(board, WHITE, rules)
 
             def run_both(hist: BoardHistory = hist) -> None:
@@ -342,7 +329,7 @@ def test_area_feature_and_komi_by_rules_and_encore() -> None:
 
 def test_pass_history_channels() -> None:
     board = B.Board(9, 1)
-    rules = Rules(KO_SIMPLE, SCORING_TERRITORY, TAX_SEKI, False, False, WHB_ZERO, False, 7.5)
+    rules = Rules(R.KO_SIMPLE, R.SCORING_TERRITORY, R.TAX_SEKI, False, False, R.WHB_ZERO, False, 7.5)
     hist = BoardHistory(board, BLACK, rules)
     pla = BLACK
     out: list[str] = []
@@ -373,11 +360,11 @@ def _final_score_if_game_ended_now(hist: BoardHistory) -> float:
 
 def test_self_komi_handicap_white_bonus() -> None:
     variants = [
-        Rules(KO_POSITIONAL, SCORING_AREA, TAX_NONE, False, False, WHB_ZERO, False, 3.0),
-        Rules(KO_POSITIONAL, SCORING_AREA, TAX_NONE, True, False, WHB_N_MINUS_ONE, False, 3.0),
-        Rules(KO_POSITIONAL, SCORING_AREA, TAX_NONE, False, True, WHB_N, False, 3.0),
-        Rules(KO_POSITIONAL, SCORING_TERRITORY, TAX_NONE, True, False, WHB_N_MINUS_ONE, False, 3.0),
-        Rules(KO_POSITIONAL, SCORING_TERRITORY, TAX_NONE, False, True, WHB_N, False, 3.0),
+        Rules(R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_ZERO, False, 3.0),
+        Rules(R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_N_MINUS_ONE, False, 3.0),
+        Rules(R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, False, True, R.WHB_N, False, 3.0),
+        Rules(R.KO_POSITIONAL, R.SCORING_TERRITORY, R.TAX_NONE, True, False, R.WHB_N_MINUS_ONE, False, 3.0),
+        Rules(R.KO_POSITIONAL, R.SCORING_TERRITORY, R.TAX_NONE, False, True, R.WHB_N, False, 3.0),
     ]
     out: list[str] = []
     for i, rules in enumerate(variants):
@@ -442,7 +429,7 @@ def test_passing_hack_conditions() -> None:
         out.append(f"Pass would end phase: {int(hist.pass_would_end_phase(nxt))}")
         out.append(f"Pass would end game: {int(hist.pass_would_end_game(nxt))}")
         out.append(f"Pass should suppress: {int(hist.should_suppress_end_game_from_friendly_pass(nxt))}")
-        territory_pre_encore2 = hist.rules.scoring_rule == SCORING_TERRITORY and hist.encore_phase < 2
+        territory_pre_encore2 = hist.rules.scoring_rule == R.SCORING_TERRITORY and hist.encore_phase < 2
 
         def run(friendly: bool, hacks: bool, komi: float | None) -> tuple[BoardHistory, float]:
             h = hist.copy()
@@ -487,19 +474,19 @@ def test_passing_hack_conditions() -> None:
         (parse_rules("tromp-taylor"), "C7 pass pass pass", (False, False, True, False, False)),
         (parse_rules("chinese"), "C7 pass pass pass", (False, False, True, False, False)),
         (
-            replace(parse_rules("chinese"), tax_rule=TAX_SEKI),
+            replace(parse_rules("chinese"), tax_rule=R.TAX_SEKI),
             "C7 pass pass pass",
             (False, False, True, False, False),
         ),
         (parse_rules("stonescoring"), "C7 pass pass pass", (False, False, True, False, False)),
         (
-            replace(parse_rules("japanese"), tax_rule=TAX_NONE),
+            replace(parse_rules("japanese"), tax_rule=R.TAX_NONE),
             "C7 pass pass pass pass pass E3 pass G1 G3 G2 pass",
             (False,) * 13,
         ),
         (parse_rules("japanese"), "C7 pass pass pass pass pass E3 pass G1 G3 G2 pass", (False,) * 13),
         (
-            replace(parse_rules("japanese"), tax_rule=TAX_ALL),
+            replace(parse_rules("japanese"), tax_rule=R.TAX_ALL),
             "C7 pass pass pass pass pass E3 pass G1 G3 G2 pass",
             (False,) * 13,
         ),
@@ -616,7 +603,7 @@ def test_legal_policy_mask_matches_is_legal() -> None:
 def test_pass_alive_suicide_override_changes_area_only_when_it_matters() -> None:
     board = B.Board(7, 7)
     rules = parse_rules("japanese").with_komi(6.5)
-    hist = BoardHistory(board, BLACK, replace(rules, scoring_rule=SCORING_AREA, tax_rule=TAX_NONE))
+    hist = BoardHistory(board, BLACK, replace(rules, scoring_rule=R.SCORING_AREA, tax_rule=R.TAX_NONE))
     a = encode_v7(hist, BLACK, 7, 7)
     b = encode_v7(hist, BLACK, 7, 7, prefer_pass_alive_under_suicide=True)
     c = encode_v7(

@@ -11,26 +11,9 @@ import json
 import pytest
 
 from katadeploy.go import board as B
+from katadeploy.go import rules as R
 from katadeploy.go.history import BoardHistory
-from katadeploy.go.rules import (
-    KO_POSITIONAL,
-    KO_SIMPLE,
-    KO_SITUATIONAL,
-    KO_SPIGHT,
-    PRESETS,
-    SCORING_AREA,
-    SCORING_TERRITORY,
-    TAX_ALL,
-    TAX_NONE,
-    TAX_SEKI,
-    WHB_N,
-    WHB_N_MINUS_ONE,
-    WHB_ZERO,
-    Rules,
-    RulesError,
-    parse_rules,
-    parse_rules_without_komi,
-)
+from katadeploy.go.rules import Rules, RulesError, parse_rules, parse_rules_without_komi
 
 BLACK, WHITE, PASS = B.C_BLACK, B.C_WHITE, B.PASS_LOC
 
@@ -39,24 +22,44 @@ BLACK, WHITE, PASS = B.C_BLACK, B.C_WHITE, B.PASS_LOC
 @pytest.mark.parametrize(
     "name, ko, scoring, tax, sui, button, whb, fpok, komi",
     [
-        ("tromp-taylor", KO_POSITIONAL, SCORING_AREA, TAX_NONE, True, False, WHB_ZERO, False, 7.5),
-        ("TrompTaylor", KO_POSITIONAL, SCORING_AREA, TAX_NONE, True, False, WHB_ZERO, False, 7.5),
-        ("chinese", KO_SIMPLE, SCORING_AREA, TAX_NONE, False, False, WHB_N, True, 7.5),
-        ("chinese-ogs", KO_POSITIONAL, SCORING_AREA, TAX_NONE, False, False, WHB_N, True, 7.5),
-        ("chinese_kgs", KO_POSITIONAL, SCORING_AREA, TAX_NONE, False, False, WHB_N, True, 7.5),
-        ("japanese", KO_SIMPLE, SCORING_TERRITORY, TAX_SEKI, False, False, WHB_ZERO, False, 6.5),
-        (" Korean ", KO_SIMPLE, SCORING_TERRITORY, TAX_SEKI, False, False, WHB_ZERO, False, 6.5),
-        ("aga", KO_SITUATIONAL, SCORING_AREA, TAX_NONE, False, False, WHB_N_MINUS_ONE, True, 7.5),
-        ("bga", KO_SITUATIONAL, SCORING_AREA, TAX_NONE, False, False, WHB_N_MINUS_ONE, True, 7.5),
-        ("french", KO_SITUATIONAL, SCORING_AREA, TAX_NONE, False, False, WHB_N_MINUS_ONE, True, 7.5),
-        ("aga-button", KO_SITUATIONAL, SCORING_AREA, TAX_NONE, False, True, WHB_N_MINUS_ONE, True, 7.0),
-        ("new-zealand", KO_SITUATIONAL, SCORING_AREA, TAX_NONE, True, False, WHB_ZERO, True, 7.0),
-        ("NZ", KO_SITUATIONAL, SCORING_AREA, TAX_NONE, True, False, WHB_ZERO, True, 7.0),
-        ("stone-scoring", KO_SIMPLE, SCORING_AREA, TAX_ALL, False, False, WHB_ZERO, True, 7.5),
-        ("ancient area", KO_SIMPLE, SCORING_AREA, TAX_ALL, False, False, WHB_ZERO, True, 7.5),
-        ("ancient_territory", KO_SIMPLE, SCORING_TERRITORY, TAX_ALL, False, False, WHB_ZERO, False, 6.5),
-        ("goe", KO_POSITIONAL, SCORING_AREA, TAX_NONE, True, False, WHB_ZERO, True, 7.5),
-        ("ing", KO_POSITIONAL, SCORING_AREA, TAX_NONE, True, False, WHB_ZERO, True, 7.5),
+        ("tromp-taylor", R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_ZERO, False, 7.5),
+        ("TrompTaylor", R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_ZERO, False, 7.5),
+        ("chinese", R.KO_SIMPLE, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_N, True, 7.5),
+        ("chinese-ogs", R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_N, True, 7.5),
+        ("chinese_kgs", R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_N, True, 7.5),
+        ("japanese", R.KO_SIMPLE, R.SCORING_TERRITORY, R.TAX_SEKI, False, False, R.WHB_ZERO, False, 6.5),
+        (" Korean ", R.KO_SIMPLE, R.SCORING_TERRITORY, R.TAX_SEKI, False, False, R.WHB_ZERO, False, 6.5),
+        ("aga", R.KO_SITUATIONAL, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_N_MINUS_ONE, True, 7.5),
+        ("bga", R.KO_SITUATIONAL, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_N_MINUS_ONE, True, 7.5),
+        ("french", R.KO_SITUATIONAL, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_N_MINUS_ONE, True, 7.5),
+        (
+            "aga-button",
+            R.KO_SITUATIONAL,
+            R.SCORING_AREA,
+            R.TAX_NONE,
+            False,
+            True,
+            R.WHB_N_MINUS_ONE,
+            True,
+            7.0,
+        ),
+        ("new-zealand", R.KO_SITUATIONAL, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_ZERO, True, 7.0),
+        ("NZ", R.KO_SITUATIONAL, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_ZERO, True, 7.0),
+        ("stone-scoring", R.KO_SIMPLE, R.SCORING_AREA, R.TAX_ALL, False, False, R.WHB_ZERO, True, 7.5),
+        ("ancient area", R.KO_SIMPLE, R.SCORING_AREA, R.TAX_ALL, False, False, R.WHB_ZERO, True, 7.5),
+        (
+            "ancient_territory",
+            R.KO_SIMPLE,
+            R.SCORING_TERRITORY,
+            R.TAX_ALL,
+            False,
+            False,
+            R.WHB_ZERO,
+            False,
+            6.5,
+        ),
+        ("goe", R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_ZERO, True, 7.5),
+        ("ing", R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_ZERO, True, 7.5),
     ],
 )
 def test_presets(name, ko, scoring, tax, sui, button, whb, fpok, komi) -> None:
@@ -64,24 +67,24 @@ def test_presets(name, ko, scoring, tax, sui, button, whb, fpok, komi) -> None:
 
 
 def test_every_preset_alias_parses() -> None:
-    for alias in PRESETS:
-        assert parse_rules(alias) == PRESETS[alias]
-    assert "chinese ogs" not in PRESETS  # KataGo has no space-separated alias for this one
+    for alias in R.PRESETS:
+        assert parse_rules(alias) == R.PRESETS[alias]
+    assert "chinese ogs" not in R.PRESETS  # KataGo has no space-separated alias for this one
 
 
 ROUNDTRIP = [  # KataGo's "Test some roundtripping of rules strings"
-    Rules(KO_SIMPLE, SCORING_AREA, TAX_NONE, False, False, WHB_ZERO, False, 1.0),
-    Rules(KO_POSITIONAL, SCORING_AREA, TAX_NONE, False, True, WHB_ZERO, True, 3.0),
-    Rules(KO_SITUATIONAL, SCORING_AREA, TAX_NONE, True, False, WHB_ZERO, False, 5.5),
-    Rules(KO_SIMPLE, SCORING_AREA, TAX_SEKI, False, False, WHB_ZERO, False, 1.0),
-    Rules(KO_POSITIONAL, SCORING_AREA, TAX_SEKI, True, False, WHB_N, True, 4.5),
-    Rules(KO_SITUATIONAL, SCORING_TERRITORY, TAX_NONE, True, True, WHB_N, True, 6.5),
-    Rules(KO_SIMPLE, SCORING_TERRITORY, TAX_SEKI, False, True, WHB_ZERO, False, 2.0),
-    Rules(KO_SITUATIONAL, SCORING_TERRITORY, TAX_SEKI, True, True, WHB_ZERO, True, 5.5),
-    Rules(KO_SIMPLE, SCORING_AREA, TAX_ALL, True, False, WHB_N_MINUS_ONE, False, 2.5),
-    Rules(KO_POSITIONAL, SCORING_AREA, TAX_ALL, False, True, WHB_ZERO, True, 3.0),
-    Rules(KO_POSITIONAL, SCORING_TERRITORY, TAX_ALL, False, True, WHB_N_MINUS_ONE, False, 4.0),
-    Rules(KO_SITUATIONAL, SCORING_TERRITORY, TAX_ALL, True, False, WHB_N, False, 6.5),
+    Rules(R.KO_SIMPLE, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_ZERO, False, 1.0),
+    Rules(R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_NONE, False, True, R.WHB_ZERO, True, 3.0),
+    Rules(R.KO_SITUATIONAL, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_ZERO, False, 5.5),
+    Rules(R.KO_SIMPLE, R.SCORING_AREA, R.TAX_SEKI, False, False, R.WHB_ZERO, False, 1.0),
+    Rules(R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_SEKI, True, False, R.WHB_N, True, 4.5),
+    Rules(R.KO_SITUATIONAL, R.SCORING_TERRITORY, R.TAX_NONE, True, True, R.WHB_N, True, 6.5),
+    Rules(R.KO_SIMPLE, R.SCORING_TERRITORY, R.TAX_SEKI, False, True, R.WHB_ZERO, False, 2.0),
+    Rules(R.KO_SITUATIONAL, R.SCORING_TERRITORY, R.TAX_SEKI, True, True, R.WHB_ZERO, True, 5.5),
+    Rules(R.KO_SIMPLE, R.SCORING_AREA, R.TAX_ALL, True, False, R.WHB_N_MINUS_ONE, False, 2.5),
+    Rules(R.KO_POSITIONAL, R.SCORING_AREA, R.TAX_ALL, False, True, R.WHB_ZERO, True, 3.0),
+    Rules(R.KO_POSITIONAL, R.SCORING_TERRITORY, R.TAX_ALL, False, True, R.WHB_N_MINUS_ONE, False, 4.0),
+    Rules(R.KO_SITUATIONAL, R.SCORING_TERRITORY, R.TAX_ALL, True, False, R.WHB_N, False, 6.5),
 ]
 
 
@@ -106,25 +109,27 @@ def test_short_string_defaults() -> None:
     )
     # Territory without tax -> SEKI and komi 6.5; button -> komi 7.
     r = parse_rules("koSIMPLEscoreTERRITORY")
-    assert (r.tax_rule, r.komi) == (TAX_SEKI, 6.5)
+    assert (r.tax_rule, r.komi) == (R.TAX_SEKI, 6.5)
     assert parse_rules("button1").komi == 7.0
-    assert parse_rules("koSITUATIONALscoringAREAsui0whbN-1fpok1").white_handicap_bonus_rule == WHB_N_MINUS_ONE
-    assert parse_rules("whbN").white_handicap_bonus_rule == WHB_N
-    assert parse_rules("koSPIGHT").ko_rule == KO_SPIGHT
+    assert (
+        parse_rules("koSITUATIONALscoringAREAsui0whbN-1fpok1").white_handicap_bonus_rule == R.WHB_N_MINUS_ONE
+    )
+    assert parse_rules("whbN").white_handicap_bonus_rule == R.WHB_N
+    assert parse_rules("koSPIGHT").ko_rule == R.KO_SPIGHT
     assert str(parse_rules("koPOSITIONALscoreAREAsui0")) == "koPOSITIONALscoreAREAtaxNONEsui0komi7.5"
 
 
 def test_json_defaults_and_komi() -> None:
     r = parse_rules({"scoring": "TERRITORY"})
     assert (r.ko_rule, r.tax_rule, r.komi, r.multi_stone_suicide_legal) == (
-        KO_POSITIONAL,
-        TAX_SEKI,
+        R.KO_POSITIONAL,
+        R.TAX_SEKI,
         6.5,
         True,
     )
     assert parse_rules('{"hasButton": true}').komi == 7.0
     assert parse_rules({"ko": "SIMPLE", "komi": 5}).komi == 5.0
-    assert parse_rules({"score": "AREA", "tax": "ALL"}).tax_rule == TAX_ALL
+    assert parse_rules({"score": "AREA", "tax": "ALL"}).tax_rule == R.TAX_ALL
 
 
 @pytest.mark.parametrize(
@@ -242,11 +247,11 @@ class Script:
 
 
 def _ko_rules(ko: int) -> Rules:
-    return Rules(ko, SCORING_TERRITORY, TAX_SEKI, False, False, WHB_ZERO, False, 0.5)
+    return Rules(ko, R.SCORING_TERRITORY, R.TAX_SEKI, False, False, R.WHB_ZERO, False, 0.5)
 
 
 def test_simple_ko_rules() -> None:
-    s = Script(B.Board.parse_board(6, 5, KO_BASE), _ko_rules(KO_SIMPLE))
+    s = Script(B.Board.parse_board(6, 5, KO_BASE), _ko_rules(R.KO_SIMPLE))
     h = s.hist
     s.m(5, 1, BLACK)
     s.illegal("After black ko capture:", WHITE)
@@ -319,7 +324,7 @@ def _superko_script(ko: int) -> list[str]:
     s.m(2, 0, WHITE)
     s.illegal("After white sends 2 again", BLACK)
     assert s.hist.encore_phase == 0 and not s.hist.is_game_finished
-    if ko == KO_POSITIONAL:
+    if ko == R.KO_POSITIONAL:
         h = s.hist
         assert h.num_consec_valid_turns_this_game == 10
         loc = h.board.get_loc(0, 0)
@@ -330,7 +335,7 @@ def _superko_script(ko: int) -> list[str]:
 
 
 def test_positional_ko_rules() -> None:
-    assert _superko_script(KO_POSITIONAL) == [
+    assert _superko_script(R.KO_POSITIONAL) == [
         "After black ko capture:",
         "Illegal: (5,0) O",
         "After black ko capture and one pass:",
@@ -351,7 +356,7 @@ def test_positional_ko_rules() -> None:
 
 
 def test_situational_ko_rules() -> None:
-    assert _superko_script(KO_SITUATIONAL) == [
+    assert _superko_script(R.KO_SITUATIONAL) == [
         "After black ko capture:",
         "Illegal: (5,0) O",
         "After black ko capture and one pass:",
@@ -372,7 +377,7 @@ def test_situational_ko_rules() -> None:
 def test_spight_ko_rules() -> None:
     board = B.Board.parse_board(6, 5, KO_BASE)
     assert board.set_stone(board.get_loc(2, 3), B.C_BLACK)
-    s = Script(board, _ko_rules(KO_SPIGHT))
+    s = Script(board, _ko_rules(R.KO_SPIGHT))
     h = s.hist
     s.m(5, 1, BLACK)
     s.illegal("After black ko capture:", WHITE)
@@ -440,7 +445,7 @@ def test_spight_ko_rules() -> None:
     "ko, expected",
     [
         (
-            KO_POSITIONAL,
+            R.KO_POSITIONAL,
             [
                 "Illegal: (5,0) X",
                 "Illegal: (0,1) O",
@@ -449,13 +454,13 @@ def test_spight_ko_rules() -> None:
                 "Illegal: (0,1) O",
             ],
         ),
-        (KO_SITUATIONAL, ["Illegal: (0,1) O", "Illegal: (0,1) O"]),
-        (KO_SPIGHT, ["Illegal: (0,0) O"]),
+        (R.KO_SITUATIONAL, ["Illegal: (0,1) O", "Illegal: (0,1) O"]),
+        (R.KO_SPIGHT, ["Illegal: (0,0) O"]),
     ],
 )
 def test_suicide_ko(ko: int, expected: list[str]) -> None:
     board = B.Board.parse_board(6, 5, ".oxo.x\noxxooo\nxx....\n......\n......")
-    s = Script(board, Rules(ko, SCORING_AREA, TAX_NONE, True, False, WHB_ZERO, False, 0.5))
+    s = Script(board, Rules(ko, R.SCORING_AREA, R.TAX_NONE, True, False, R.WHB_ZERO, False, 0.5))
     s.m(4, 0, BLACK)
     s.m(None, None, WHITE)
     s.illegal(None, BLACK)
@@ -478,7 +483,7 @@ def test_suicide_ko(ko: int, expected: list[str]) -> None:
 
 def test_eternal_life_is_no_result() -> None:
     board = B.Board.parse_board(8, 5, "........\noooooo..\nxxxxxo..\nxoooxxoo\n.o.x.ox.")
-    s = Script(board, Rules(KO_SIMPLE, SCORING_AREA, TAX_NONE, False, False, WHB_ZERO, False, 0.5))
+    s = Script(board, Rules(R.KO_SIMPLE, R.SCORING_AREA, R.TAX_NONE, False, False, R.WHB_ZERO, False, 0.5))
     seq = [(2, BLACK), (4, WHITE), (3, BLACK), (5, WHITE), (2, BLACK), (4, WHITE), (3, BLACK)]
     for x, pla in seq:
         s.m(x, 4, pla)

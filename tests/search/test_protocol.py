@@ -210,3 +210,50 @@ def test_config_keys_not_used_are_reported(g170_path: Path, cfg_factory):
     bad = cfg_factory(cpuctExploration=99)
     proc = subprocess.run(argv(g170_path, bad), input="", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "cpuctExploration" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_analyze_turns_from_sgf(engine, shared_dir: Path):
+    from katadeploy.engine import query_from_sgf
+
+    query = query_from_sgf(shared_dir / "sgf" / "DeepZenGo_0000.sgf", turns=[0, 1, 30], max_visits=2)
+    results = engine.analyze_turns(query, timeout=120)
+    assert [r.turn_number for r in results] == [0, 1, 30]
+    assert [r.root_info.current_player for r in results] == ["B", "W", "B"]
+
+
+def test_query_timeout_when_stopped_then_recovers(engine):
+    from katadeploy.engine import QueryTimeout
+
+    os.kill(engine.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(QueryTimeout):
+            engine.analyze(q9("stuck"), timeout=1.0)
+    finally:
+        os.kill(engine.pid, signal.SIGCONT)
+    assert engine.analyze(q9("after-stop")).best_move is not None
+
+
+def test_stderr_flood_and_async_client(g170_path: Path, cfg_factory):
+    import asyncio
+
+    from katadeploy.engine import AsyncAnalysisEngine
+
+    cmd = argv(g170_path, cfg_factory(logAllRequests="true", logAllResponses="true"))
+    with AnalysisEngine(cmd, start_timeout=120, stderr_lines=50) as eng:
+        handles = [
+            eng.submit(q9(f"f{i}", maxVisits=2, includeOwnership=True, includePolicy=True)) for i in range(60)
+        ]
+        assert all(h.result(timeout=120).id == f"f{i}" for i, h in enumerate(handles))
+        assert any("Response" in line for line in eng.stderr_tail(None))
+
+    async def main() -> None:
+        async with AsyncAnalysisEngine(argv(g170_path, cfg_factory()), start_timeout=120) as eng:
+            results = await asyncio.gather(
+                *(eng.analyze(q9(f"a{i}", maxVisits=1 + i % 5)) for i in range(20))
+            )
+            assert [r.id for r in results] == [f"a{i}" for i in range(20)]
+            partials = [r async for r in eng.stream(q9(maxVisits=150, reportDuringSearchEvery=0.02))]
+            assert not partials[-1].is_during_search
+            assert (await eng.query_version()).version == "1.18.1"
+
+    asyncio.run(main())
