@@ -67,10 +67,14 @@ class NNBatcher:
         assert job.result is not None
         return job.result
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs and wait (up to ``timeout`` s) for the evaluator thread to finish its last batch, so
+        the interpreter never shuts down under a running native evaluator."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
     def _take(self) -> list[_Job] | None:
         with self._cond:

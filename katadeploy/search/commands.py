@@ -10,6 +10,7 @@ cannot be used is one error line and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -53,3 +54,18 @@ def _analysis(args: argparse.Namespace) -> int:
         return setup.server.serve(sys.stdin, quit_without_waiting=args.quit_without_waiting)
     finally:
         setup.batcher.close()
+
+
+def analysis_argv(model: str | os.PathLike[str], config: str | os.PathLike[str], *extra: str) -> list[str]:
+    """The argv that starts ``katadeploy analysis`` on ``model`` with ``config`` in a fresh Python (no shell)."""
+    return [
+        sys.executable,
+        "-m",
+        "katadeploy.cli",
+        "analysis",
+        "-model",
+        str(model),
+        "-config",
+        str(config),
+        *extra,
+    ]

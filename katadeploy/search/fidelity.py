@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from katadeploy.search.commands import analysis_argv
+
 SHARED = Path(os.environ.get("KATADEPLOY_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 NET = "g170-b6c96-s175395328-d26788732.bin.gz"
 
@@ -209,16 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     kg_argv = [*kg_argv, "analysis", "-config", str(kg_cfg), "-model", str(model)]
     kg, kg_total = run_engine(kg_argv, kg_env, queries, args.timeout)
-    ours_argv = [
-        sys.executable,
-        "-m",
-        "katadeploy.cli",
-        "analysis",
-        "-model",
-        str(model),
-        "-config",
-        str(cfg),
-    ]
+    ours_argv = analysis_argv(model, cfg)
     ours, ours_total = run_engine(ours_argv, None, queries, args.timeout)
     rows = compare(kg, ours, positions)
     summary = {

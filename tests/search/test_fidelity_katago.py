@@ -4,12 +4,12 @@ katadeploy.search.fidelity``; this keeps a small, fast guard in the suite."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from katadeploy.search import fidelity
+from katadeploy.search.commands import analysis_argv
 
 pytestmark = [pytest.mark.katago, pytest.mark.timeout(1800)]
 
@@ -25,16 +25,7 @@ def test_agrees_with_katago(katago, g170_path: Path, shared_dir: Path, tmp_path:
     theirs, _ = fidelity.run_engine(
         katago.argv("analysis", "-config", kg_cfg, "-model", g170_path), katago.env, queries, 900
     )
-    ours_argv = [
-        sys.executable,
-        "-m",
-        "katadeploy.cli",
-        "analysis",
-        "-model",
-        str(g170_path),
-        "-config",
-        str(ours_cfg),
-    ]
+    ours_argv = analysis_argv(g170_path, ours_cfg)
     ours, _ = fidelity.run_engine(ours_argv, None, queries, 900)
     rows = fidelity.compare(theirs, ours, positions)
     assert all(r["raw_winrate_diff"] < 0.002 for r in rows)  # same net, same root inputs

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from katadeploy.engine import AnalysisEngine, AnalysisResponse, EngineStartError, EngineWarning, QueryError
+from katadeploy.search.commands import analysis_argv
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -33,17 +34,7 @@ def q9(qid: str | None = None, **kw: Any) -> dict[str, Any]:
 
 
 def argv(model: Path, config: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "katadeploy.cli",
-        "analysis",
-        "-model",
-        str(model),
-        "-config",
-        str(config),
-        *extra,
-    ]
+    return analysis_argv(model, config, *extra)
 
 
 @pytest.fixture(scope="module")
