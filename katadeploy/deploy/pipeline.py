@@ -25,7 +25,9 @@ from katadeploy.errors import KatadeployError
 from katadeploy.model.source import Net, open_net
 from katadeploy.progress import log
 
-DEFAULT_TARGETS = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8", "tflite-fp32")
+#: the default run builds what passes KataGo's gates today; onnx-int8 (static PTQ) is known to miss them on every
+#: real net (tests/export/test_onnx_real.py measures by how much), so it is built only when asked for (--target)
+DEFAULT_TARGETS = ("onnx-fp32", "openvino-fp32", "openvino-int8", "tflite-fp32")
 
 
 @dataclass
