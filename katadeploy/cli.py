@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "katadeploy.engine.commands",
     "katadeploy.bench.commands",
     "katadeploy.search.commands",
+    "katadeploy.match.commands",
 )
 
 

@@ -7,8 +7,14 @@ touching this file's logic (append its module name to the tuple). Handlers retur
 :class:`~katadeploy.errors.KatadeployError` subclasses.
 
 ``bench engine --model M [--config C] [--threads 1,2,4] [--visits N] [--sgf FILE ...] [--positions N]
-[--katago PATH] [--json OUT] [--no-progress]`` runs :func:`katadeploy.bench.engine.run_engine_bench`, prints a
-table on stdout and optionally writes JSON.
+[--katago PATH] [--json OUT] [--no-progress]`` runs :func:`katadeploy.bench.engine.run_engine_bench` (the real
+KataGo), prints a table on stdout and optionally writes JSON.
+
+``bench engine --backend ARTIFACT|NET|torch ... [--model NET] [--no-katago] [--nn-threads N] [--markdown OUT]
+[--plot OUT.png]`` (plus the options above) runs :func:`katadeploy.bench.engine_compare.run_backend_bench`:
+katadeploy's engine on each backend beside the real KataGo (on by default when it is installed; ``--katago PATH``
+picks the binary, ``--no-katago`` skips it), prints the Markdown report on stdout and optionally writes it, the
+JSON and the plot.
 """
 
 from __future__ import annotations
@@ -16,10 +22,50 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from typing import Any
 
 #: Modules providing ``register_bench(bench_subparsers)`` (skipped while they do not exist).
 BENCH_COMMAND_MODULES: tuple[str, ...] = ("katadeploy.bench.nn_commands",)
+
+
+def _write(path: str, text: str) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _backends(args: argparse.Namespace, positions: list[dict[str, Any]], progress: bool) -> int:
+    from katadeploy.bench import engine_compare as ec
+    from katadeploy.bench.engine_report import format_markdown, write_plot
+    from katadeploy.engine import katago as kg
+
+    binary = None
+    if not args.no_katago:
+        try:
+            binary = kg.locate(args.katago)
+        except kg.KataGoNotFoundError:
+            if args.katago is not None:
+                raise
+            print(
+                "katadeploy: KataGo is not installed; benchmarking katadeploy's engine only", file=sys.stderr
+            )
+    result = ec.run_backend_bench(
+        args.backend, net=args.model, katago=binary, threads=args.threads, visits=args.visits,
+        positions=positions, config=args.config, nn_threads=args.nn_threads, progress=progress,
+        position_timeout=args.timeout,
+    )  # fmt: skip
+    md = format_markdown(result)
+    sys.stdout.write(md)
+    sys.stdout.flush()
+    if args.markdown:
+        print(f"katadeploy: wrote {_write(args.markdown, md)}", file=sys.stderr)
+    if args.json:
+        print(f"katadeploy: wrote {ec.write_json(result, args.json)}", file=sys.stderr)
+    if args.plot:
+        print(f"katadeploy: wrote {write_plot(result, args.plot)}", file=sys.stderr)
+    return 0
 
 
 def _engine(args: argparse.Namespace) -> int:
@@ -27,12 +73,20 @@ def _engine(args: argparse.Namespace) -> int:
     from katadeploy.engine import katago as kg
     from katadeploy.model.hub import resolve_model
 
-    binary = kg.locate(args.katago)
-    model = resolve_model(args.model)
+    if not args.backend and args.model is None:
+        raise be.BenchError(
+            "bench engine needs --model (the real KataGo on a net) or --backend ARTIFACT|NET ..."
+        )
     positions = (
         be.positions_from_sgf(args.sgf, args.positions) if args.sgf else be.default_positions(args.positions)
     )
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    if args.backend:
+        return _backends(args, positions, progress)
+    if args.markdown or args.plot or args.no_katago or args.nn_threads is not None:
+        raise be.BenchError("--markdown, --plot, --no-katago and --nn-threads go with --backend")
+    binary = kg.locate(args.katago)
+    model = resolve_model(args.model)
     result = be.run_engine_bench(
         model,
         threads=be.parse_threads(args.threads),
@@ -64,13 +118,34 @@ def register_engine(bench_sub: Any) -> None:
 
     p = bench_sub.add_parser(
         "engine",
-        help="visits/s and NN evals/s of the real KataGo through the analysis client",
+        help="visits/s and NN evals/s of the real KataGo, and of katadeploy's engine on each --backend",
         description="Like `katago benchmark`, but through katadeploy's analysis client: per thread setting a fresh "
-        "engine, NN cache cleared per position, visits/s and NN evals/s reported.",
+        "engine, NN cache cleared per position, visits/s and NN evals/s reported. With --backend, katadeploy's "
+        "own engine on each artifact or net beside the real KataGo, with playouts/s, average batch and search "
+        "overhead per playout.",
     )
     p.add_argument(
-        "--model", required=True, help="model file, URL or known name (see `katadeploy models list`)"
+        "--model",
+        default=None,
+        help="model file, URL or known name (see `katadeploy models list`); with --backend: the net KataGo and "
+        "torch run (default: the artifacts' source net)",
     )
+    p.add_argument(
+        "--backend",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ARTIFACT|NET|torch",
+        help="run katadeploy's engine (`katadeploy analysis`) on these backends beside KataGo",
+    )
+    p.add_argument("--no-katago", action="store_true", help="with --backend: do not run the real KataGo")
+    p.add_argument(
+        "--nn-threads", type=_positive_int, default=None, help="with --backend: CPU threads of each evaluator"
+    )
+    p.add_argument(
+        "--markdown", metavar="OUT", default=None, help="with --backend: also write the Markdown report"
+    )
+    p.add_argument("--plot", metavar="OUT.png", default=None, help="with --backend: also write the plot")
     p.add_argument(
         "--config", default=None, help="analysis config (default: a minimal one written by katadeploy)"
     )
@@ -90,7 +165,7 @@ def register_engine(bench_sub: Any) -> None:
         help="positions per game, or in total without --sgf (default %(default)s)",
     )
     p.add_argument(
-        "--katago", metavar="PATH", default=None, help="KataGo executable (default: installed copy)"
+        "--katago", metavar="PATH", default=None, help="KataGo executable (default: the installed copy)"
     )
     p.add_argument("--json", metavar="OUT", default=None, help="also write the results as JSON")
     p.add_argument(

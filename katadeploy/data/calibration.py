@@ -2,7 +2,9 @@
 
 Contract
 --------
-* :func:`build_calibration` reads SGF files/directories (default: the games bundled in ``katadeploy/data/games``),
+* :func:`build_calibration` reads SGF files/directories (default: the games bundled in ``katadeploy/data/games``:
+  real 19x19 games plus the bundled self-play games on 7x7, 9x9, 13x13 and 9x13 that fit ``nn_size``
+  (:func:`katadeploy.data.selfplay.bundled_selfplay_path`), positions shared equally among the board sizes),
   skips unusable games with a counted reason, samples positions (:mod:`katadeploy.data.sampling`) and encodes
   them with :func:`katadeploy.go.features.encode_batch` and :func:`~katadeploy.go.features.legal_policy_mask`.
   Each position's symmetry is applied (:func:`katadeploy.go.symmetry.apply_to_inputs`) to its spatial planes and
@@ -228,6 +230,8 @@ def build_calibration(
         raise KatadeployError("no .sgf files found in " + ", ".join(map(os.fspath, sources or [])))
     report = CalibrationReport(files=len(files), requested=positions)
     games = _read_games(files, nn_size, bundled, report, progress)
+    if bundled:  # the bundled self-play games: the board sizes the real games lack
+        games = games + _bundled_selfplay(nn_size)
     if not games:
         raise KatadeployError(
             f"none of the {len(files)} SGF files has a usable {nn_size}x{nn_size} game"
@@ -315,6 +319,13 @@ def _selfplay(
     return selfplay_games(
         model, list(board_sizes or ()), per_size, seed=seed, temperature=temperature, openings=openings, progress=progress
     )
+
+
+def _bundled_selfplay(nn_size: int) -> list[GameRecord]:
+    from katadeploy.data.selfplay import bundled_selfplay_path, read_games
+
+    path = bundled_selfplay_path()
+    return [replace(g, source=f"bundled/{g.source}") for g in read_games(path, nn_size)] if path.is_file() else []
 
 
 def _check_selfplay(
@@ -616,10 +627,13 @@ def default_calibration_path(
     """The default calibration file for ``nn_size``, built from the bundled games on first use and cached."""
     from katadeploy.cache import cache_dir
 
+    from katadeploy.data.selfplay import bundled_selfplay_path
+
     files = find_sgf_files([bundled_games_dir()])
     if not files:
         raise KatadeployError(f"no bundled games found in {bundled_games_dir()}")
-    digest = _bundled_digest(files)[:12]
+    selfplay = bundled_selfplay_path()
+    digest = _bundled_digest(files + ([selfplay] if selfplay.is_file() else []))[:12]
     name = (
         f"bundled-nn{nn_size}-n{positions}-val{val_fraction:g}-seed{seed}"
         f"-fmt{FORMAT_VERSION}-kd{__version__}-{digest}.npz"

@@ -12,16 +12,22 @@ moves of ``openings`` (bundled real games), smaller boards start empty. Returns
 :class:`~katadeploy.data.sampling.GameRecord` objects (``source`` ``selfplay/<x>x<y>/<n>``, komi 7, Chinese
 area scoring during play) that the calibration sampler treats like SGF games, so splits stay disjoint by game.
 The same model, sizes, counts and seed give the same games.
+
+:func:`write_games` / :func:`read_games` store games as JSON lines (analysis-query form; SGF has no rectangular
+boards in sgfmill). :func:`bundled_selfplay_path` is the set shipped with katadeploy, made by
+``scripts/make_selfplay_games.py``; the default calibration adds its games to the bundled real ones.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from katadeploy.data.sampling import GameRecord, game_identity
-from katadeploy.errors import KatadeployError
+from katadeploy.errors import KatadeployError, PositionError
 from katadeploy.go.board import C_BLACK, PASS_LOC, get_opp
 from katadeploy.go.coords import get_loc, loc_to_string
 from katadeploy.go.features import encode_batch, legal_policy_mask
@@ -158,3 +164,59 @@ def selfplay_games(
                 )
                 bar.advance()
     return records
+
+
+# ------------------------------------------------------------------------------------------ bundled self-play
+#: self-play games shipped with katadeploy (``katadeploy/data/games/selfplay.jsonl``): the default calibration's
+#: 7x7, 9x9, 13x13 and 9x13 positions (19x19 ones come from the bundled real games)
+BUNDLED_SELFPLAY_FILE = "selfplay.jsonl"
+_GAME_KEYS = ("source", "boardXSize", "boardYSize", "initialStones", "moves", "initialPlayer", "komi", "rules")
+
+
+def bundled_selfplay_path() -> Path:
+    return Path(__file__).resolve().parent / "games" / BUNDLED_SELFPLAY_FILE
+
+
+def write_games(records: Sequence[GameRecord], path: Path, generator: dict[str, object]) -> None:
+    """One JSON object per game (analysis-query form plus ``source`` and ``generator``), written atomically."""
+    from katadeploy.files import staged
+
+    lines = []
+    for r in records:
+        obj: dict[str, object] = {
+            "source": r.source, "boardXSize": r.x_size, "boardYSize": r.board_y,
+            "initialStones": [list(s) for s in r.initial_stones], "moves": [list(m) for m in r.moves],
+            "initialPlayer": r.initial_player, "komi": r.komi, "rules": r.game_rules, "generator": generator,
+        }  # fmt: skip
+        lines.append(json.dumps(obj, separators=(",", ":")))
+    with staged(path) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_games(path: Path, nn_size: int = 19) -> list[GameRecord]:
+    """The games of a :func:`write_games` file whose board fits ``nn_size`` x ``nn_size``, each replayed by
+    katadeploy's rules (an illegal or malformed game raises :class:`KatadeployError` naming its line)."""
+    out: list[GameRecord] = []
+    for n, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            missing = [k for k in _GAME_KEYS if k not in obj]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+            x, y = int(obj["boardXSize"]), int(obj["boardYSize"])
+            if max(x, y) > nn_size:
+                continue
+            stones = tuple((str(c), str(v)) for c, v in obj["initialStones"])
+            moves = tuple((str(c), str(v)) for c, v in obj["moves"])
+            record = GameRecord(
+                source=str(obj["source"]), sha256=game_identity(x, stones, moves, y_size=y), size=x,
+                initial_stones=stones, moves=moves, initial_player=str(obj["initialPlayer"]),
+                komi=float(obj["komi"]), game_rules=str(obj["rules"]), y_size=y,
+            )  # fmt: skip
+            position_from_query(record.query(record.n_moves, record.game_rules), max_board_size=nn_size, strict=True)
+        except (ValueError, TypeError, KeyError, PositionError) as exc:
+            raise KatadeployError(f"{path}:{n}: bad self-play game: {exc}") from None
+        out.append(record)
+    return out

@@ -3,6 +3,8 @@
 Contract: runs :func:`katadeploy.deploy.pipeline.run_deploy`, prints the summary table (Markdown) on stdout and
 returns 0 when every requested target was built and passed validation, 1 otherwise. With no arguments it deploys
 the default net (kata1-b18c384nbt from the KaTrain wheel on PyPI) calibrated on the bundled real games.
+``--match-games G --match-visits N [--match-board 9|13|19]`` (off by default) adds a strength match of each
+passing reduced-precision artifact against FP32 (``katadeploy match``, Elo with its 95% interval).
 
 ``katadeploy configure PLATFORM [--mode gtp|analysis] [--backend B] [--model M] [--artifact A|deploy.json]
 [--provider P] [--tune [--katago PATH] [--tune-threads 1,2,4] [--tune-visits V] [--tune-positions N]] [--ram GIB]
@@ -42,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bench-seconds", type=float, default=3.0)
     p.add_argument("--no-bench", action="store_true")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--match-games", type=int, default=0, metavar="G",
+        help="also play G games of each passing reduced-precision artifact against FP32 (katadeploy match)",
+    )  # fmt: skip
+    p.add_argument("--match-visits", type=int, default=None, metavar="N", help="visits per move in those games")
+    p.add_argument("--match-board", type=int, choices=(9, 13, 19), default=19, help="their board (default 19)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_deploy)
     _register_configure(sub)
@@ -109,12 +117,17 @@ def cmd_configure(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from katadeploy.deploy.pipeline import markdown, run_deploy
+    from katadeploy.errors import KatadeployError
+
+    if bool(args.match_games) != bool(args.match_visits):
+        raise KatadeployError("--match-games and --match-visits go together (both > 0)")
 
     result = run_deploy(
         args.model, args.target or list(DEFAULT_TARGETS), args.output_dir, calib=args.calib,
         positions=args.positions, exact=args.exact_board,
         bench_batches=None if args.no_bench else args.bench_batch, bench_seconds=args.bench_seconds,
-        threads=args.threads, progress=not args.quiet,
+        threads=args.threads, progress=not args.quiet, match_visits=args.match_visits,
+        match_games=args.match_games, match_board=args.match_board,
     )  # fmt: skip
     print(markdown(result))
     return 0 if result.passed else 1

@@ -8,7 +8,10 @@ validates each artifact against the torch FP32 reference with KataGo's ``testgpu
 per-artifact Markdown/JSON/PNG reports), optionally benchmarks every artifact side by side with
 ``bench nn`` (search-style: runtimes with an async path keep their streams busy, ``inflight="auto"``; the table
 and the evals/s-against-batch plot go to ``bench-nn.json``/``bench-nn.png``), and writes ``deploy.md`` and
-``deploy.json`` to the output directory. Core ML artifacts are built
+``deploy.json`` to the output directory. With ``match_games`` and ``match_visits`` it also measures strength: each
+reduced-precision artifact that passed plays ``katadeploy match`` against the FP32 artifact of its format (or,
+without one, the net through torch), results and Elo in ``OUT/match/<target>/`` and the summary's ``Elo vs FP32``
+column (a match that cannot run is recorded with its error). Core ML artifacts are built
 and checked structurally but not validated on Linux (predictions need macOS); that is said in the report.
 """
 
@@ -43,6 +46,7 @@ class TargetOutcome:
     report: str | None = None
     int8_mac_fraction: float | None = None  # INT8 artifacts: the share of MACs that really run int8
     evals_per_s: dict[int, float] = field(default_factory=dict)
+    match: dict[str, Any] | None = None  # --match-games: Elo against the FP32 artifact (or an error)
 
 
 @dataclass
@@ -82,6 +86,9 @@ def run_deploy(
     bench_seconds: float = 3.0,
     threads: int | None = None,
     progress: bool = True,
+    match_visits: int | None = None,
+    match_games: int = 0,
+    match_board: int = 19,
 ) -> DeployResult:
     from katadeploy.data.calibration import default_calibration_path, load_calibration
     from katadeploy.export.request import export_artifact
@@ -183,16 +190,45 @@ def run_deploy(
             a = by_path.get(o.artifact or "")
             if a is not None:
                 o.evals_per_s = {b.batch: b.evals_per_s for b in a.batches}
+    if match_games and match_visits:
+        _match_strength(outcomes, model_path, out, match_visits, match_games, match_board, progress)
     result.wall_seconds = time.perf_counter() - t_start
     write_summary(result, out)
     return result
 
 
+def _match_strength(
+    outcomes: list[TargetOutcome], net_path: Path, out: Path, visits: int, games: int, board: int, progress: bool
+) -> None:
+    """Each passing reduced-precision artifact against its format's FP32 artifact (else the net), in games."""
+    from katadeploy.match.runner import MatchOptions, run_match
+
+    fp32 = {o.target.split("-")[0]: o.artifact for o in outcomes
+            if o.target.endswith("-fp32") and o.verdict == "PASS" and o.artifact}  # fmt: skip
+    for o in outcomes:
+        if o.verdict != "PASS" or not o.artifact or o.target.endswith("-fp32"):
+            continue
+        ref = fp32.get(o.target.split("-")[0]) or str(net_path)
+        where = out / "match" / o.target
+        log(f"[{o.target}] match against {Path(ref).name}: {games} games at {visits} visits", progress)
+        try:
+            s = run_match(MatchOptions(a=o.artifact, b=ref, visits_a=visits, visits_b=visits, games=games,
+                                       board=board, out_dir=where, resume=True, net=str(net_path),
+                                       progress=progress))  # fmt: skip
+        except KatadeployError as exc:
+            o.match = {"against": Path(ref).name, "error": str(exc)}
+            log(f"[{o.target}] match not run: {exc}", progress)
+            continue
+        o.match = {"against": Path(ref).name, "games": s["games"], "elo": s["elo"], "elo_ci95": s["elo_ci95"],
+                   "report": str(where / "match.md")}  # fmt: skip
+
+
 def markdown(r: DeployResult) -> str:
     bs = r.bench_batches
+    strength = any(t.match for t in r.targets)
     head = ["target", "artifact", "MB", "export s", "validation", "int8 MACs", "worst metric"] + [
         f"evals/s b{b}" for b in bs
-    ]
+    ] + (["Elo vs FP32"] if strength else [])
     lines = [
         f"# katadeploy deploy: {r.model}",
         "",
@@ -206,7 +242,7 @@ def markdown(r: DeployResult) -> str:
     ]
     if r.torch_evals_per_s:
         row = ["torch-fp32 (reference)", "-", "-", "-", "-", "-", "-"]
-        row += [f"{r.torch_evals_per_s.get(b, float('nan')):.1f}" for b in bs]
+        row += [f"{r.torch_evals_per_s.get(b, float('nan')):.1f}" for b in bs] + (["-"] if strength else [])
         lines.append("| " + " | ".join(row) + " |")
     for t in r.targets:
         if t.error:
@@ -217,8 +253,19 @@ def markdown(r: DeployResult) -> str:
                 t.verdict, _share(t.int8_mac_fraction), (t.worst or "").replace("|", "/"),
             ]  # fmt: skip
             row += [f"{t.evals_per_s[b]:.1f}" if b in t.evals_per_s else "-" for b in bs]
+        if strength:
+            row.append(_strength(t.match))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _strength(m: dict[str, Any] | None) -> str:
+    if not m:
+        return "-"
+    if "error" in m:
+        return "not run: " + m["error"].replace("|", "/")[:80]
+    lo, hi = m["elo_ci95"]
+    return f"{m['elo']:+.1f} [{lo:+.1f}, {hi:+.1f}] ({m['games']} games vs {m['against']})"
 
 
 def _share(fraction: float | None) -> str:

@@ -21,6 +21,13 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   ``|x|`` (Percentile, 99.999%) and a 512-bin signed histogram (Entropy: onnxruntime's KL threshold search over 128
   quantized bins; its default of 128 bins would make Entropy equal MinMax). Each method's ranges go to
   ``quantize_static`` as a calibration cache, so the data is run through the net once, not once per method.
+- ``smooth-gptq`` (opt-in: ``options["int8_methods"]`` containing it): :mod:`katadeploy.export.int8_repair` on the
+  same nodes: per-channel smoothing of each node's input (``options["int8_smooth_alpha"]``, default 0.5), MSE
+  activation ranges, and GPTQ-rounded INT8 weights written into the QDQ graph after ``quantize_static``
+  (``options["int8_bias_correction"]``: empirical bias correction, off by default: it made the policy worse on
+  g170-b6c96). Measured on g170-b6c96 against PyTorch FP32 on the 80 oracle positions (2026-12-03, u8
+  activations, a self-play calibration of 7x7-19x19 + 9x13): policy KL p99 1.39x KataGo's FP16 limit at 94% int8
+  MACs (plain MinMax: 6.3x on the validation split), 1.03x with the last trunk conv float (86%).
 - Method choice: each candidate (``options["int8_methods"]``, default MinMax, Percentile and Entropy) is run with
   onnxruntime on up to ``options["val_positions"]`` (default :data:`DEFAULT_VAL_POSITIONS`) positions of the
   validation split and scored against the PyTorch FP32 reference with
@@ -43,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from katadeploy.errors import KatadeployError
+from katadeploy.export import int8_repair
 from katadeploy.export.macs import onnx_macs
 from katadeploy.export.macs import summarize as summarize_macs
 from katadeploy.export.node_roles import node_role, summarize_nodes
@@ -56,13 +64,20 @@ from katadeploy.validate.scoring import calibration_scorer
 
 CHUNK = 8  # calibration positions per onnxruntime batch
 
-METHODS = ("minmax", "percentile", "entropy")
+#: range methods; ``smooth-gptq`` is :mod:`katadeploy.export.int8_repair` (smoothing, MSE ranges, GPTQ weights)
+METHODS = ("minmax", "percentile", "entropy", "smooth-gptq")
+REPAIR = "smooth-gptq"
+DEFAULT_METHODS = ("minmax", "percentile", "entropy")
 QUANT_OPS = ("Conv", "MatMul", "Gemm")
 #: node roles whose Conv/MatMul/Gemm stay float
 FLOAT_ROLES = (
     "stem", "norm_bn", "norm_rms", "trunk_tip", "attention_softmax", "attention_matmul",
-    "policy_head", "value_head", "other",
+    "policy_head", "value_head", "other", "gpool_linear",
 )  # fmt: skip
+#: the global-pooling branch's linear layer (``blocks.N/linear_g``): its input mixes channel means, maxima and the
+#: board-size terms, its MACs are ~0.01% of a net's, and on g170-b6c96 quantizing it alone cost 0.3x of the KL
+#: limit (smooth-gptq + fallback, 2026-12-03), so it stays float unless ``int8_gpool_float=false``
+GPOOL_LINEAR = "linear_g"
 DEFAULT_CALIB_POSITIONS = 256
 DEFAULT_VAL_POSITIONS = 128
 #: where activations get Q/DQ: the inputs of each quantized node (TensorRT's recommended placement, and 4x smaller
@@ -202,8 +217,16 @@ class RangeCollector:
 
 
 # ---------------------------------------------------------------------------------------------- graph analysis
+def int8_role(name: str, op_type: str, model: ModelDesc, gpool_float: bool = True) -> str:
+    """:func:`node_role`, with the global-pooling linear layers as ``gpool_linear`` when they stay float."""
+    role = node_role(name, op_type, model)
+    if gpool_float and role == "trunk" and f"/{GPOOL_LINEAR}/" in name:
+        return "gpool_linear"
+    return role
+
+
 def plan_nodes(
-    proto: Any, model: ModelDesc, outputs: bool = False, float_scopes: Sequence[str] = ()
+    proto: Any, model: ModelDesc, outputs: bool = False, float_scopes: Sequence[str] = (), gpool_float: bool = True
 ) -> tuple[list[str], list[tuple[str, str, str]], list[str]]:
     """``(nodes to quantize, float nodes of the quantizable op types as (name, op, role), tensors to
     calibrate)`` for a pre-processed graph. Nodes inside any of ``float_scopes`` (module paths such as
@@ -214,7 +237,7 @@ def plan_nodes(
     for n in proto.graph.node:
         if n.op_type not in QUANT_OPS:
             continue
-        role = node_role(n.name, n.op_type, model)
+        role = int8_role(n.name, n.op_type, model, gpool_float)
         if role not in FLOAT_ROLES and any(f"/{s.strip('/')}/" in n.name for s in float_scopes):
             role = "fallback"
         if role in FLOAT_ROLES or role == "fallback":
@@ -329,6 +352,48 @@ def _quantize(
     quantizer.model.save_model_to_file(str(out), False)
 
 
+def _repaired(
+    req: ExportRequest,
+    pre_proto: Any,
+    quantize: list[str],
+    reader: CalibrationReader,
+    collector: RangeCollector,
+    tmp: Path,
+    out: Path,
+    outputs: bool,
+    activations: str,
+) -> tuple[dict[str, Any], Any]:
+    """The ``smooth-gptq`` candidate (its summary and the smoothed float graph): :func:`katadeploy.export.int8_repair.plan_repair` on the pre-processed graph,
+    ``quantize_static`` of the smoothed graph with the repaired ranges (min-max for any other tensor), then the
+    GPTQ weights written into the QDQ graph."""
+    import onnx
+
+    ort = require("onnxruntime", "onnx")
+
+    def run(tensors: list[str], label: str) -> Any:
+        sess = _session(ort, _augmented(pre_proto, tensors))
+        reader.rewind()
+        with Progress(len(reader.spatial), label, quiet=not req.progress) as bar:
+            while (feed := reader.get_next()) is not None:
+                yield dict(zip(tensors, sess.run(tensors, feed)))
+                bar.advance(len(feed["spatial"]))
+
+    alpha = float(req.options.get("int8_smooth_alpha", int8_repair.DEFAULT_ALPHA))
+    t0 = time.perf_counter()
+    bias_correction = str(req.options.get("int8_bias_correction", "false")).lower() in ("1", "true", "yes")
+    repair = int8_repair.plan_repair(pre_proto, quantize, run, activations, alpha, req.progress, bias_correction)
+    smoothed = tmp / "pre-smoothed.onnx"
+    onnx.save(repair.proto, str(smoothed))
+    ranges = {**collector.ranges("minmax"), **repair.ranges}
+    with contextlib.redirect_stdout(sys.stderr):
+        _quantize(smoothed, out, "minmax", ranges, quantize, tmp, outputs, activations)
+    qdq = onnx.load(str(out))
+    patched = int8_repair.apply_weights(qdq, repair)
+    onnx.save(qdq, str(out))
+    summary = {**repair.summary(), "patched_nodes": patched, "seconds": round(time.perf_counter() - t0, 2)}
+    return summary, repair.proto
+
+
 def _candidate(path: Path, req: ExportRequest, threads: int | None) -> Any:
     """An onnxruntime evaluator for a candidate QDQ file (no sidecar yet), built like the final artifact's."""
     from katadeploy.artifact import candidate_manifest
@@ -338,6 +403,51 @@ def _candidate(path: Path, req: ExportRequest, threads: int | None) -> Any:
     return OnnxEvaluator(path, manifest, threads=threads)
 
 
+def _fallback_nodes(proto: Any, floated: set[str]) -> list[tuple[str, str, str]]:
+    return [(n.name, n.op_type, "fallback") for n in proto.graph.node if n.name in floated]
+
+
+def _gpool_float(req: ExportRequest) -> bool:
+    """``options["int8_gpool_float"]`` (default on): the global-pooling linear layers stay float."""
+    return _flag(req.options.get("int8_gpool_float", True))
+
+
+def _flag(raw: Any) -> bool:
+    return raw if isinstance(raw, bool) else str(raw).lower() not in ("0", "false", "no", "off")
+
+
+def _mixed_precision(req: ExportRequest) -> bool:
+    """``options["mixed_precision"]`` (default on; ``export --no-int8-fallback`` turns it off)."""
+    return _flag(req.options.get("mixed_precision", True))
+
+
+def _fallback(req: ExportRequest, qdq: Any, float_proto: Any, quantize: list[str], scorer: Any, tmp: Path) -> Any:
+    """:func:`katadeploy.export.int8_fallback.accuracy_fallback` over the quantized nodes, scored like the
+    method selection (each candidate written to ``tmp`` and loaded by onnxruntime)."""
+    import onnx
+
+    from katadeploy.export import int8_fallback
+
+    model = req.model
+    trial = tmp / "int8-fallback.onnx"
+
+    def score(proto: Any) -> Any:
+        onnx.save(proto, str(trial))
+        return scorer.score(_candidate(trial, req, req.options.get("threads")))
+
+    def fraction(proto: Any) -> float:
+        return float(summarize_macs(onnx_macs(proto, lambda n, op: int8_role(n, op, model, _gpool_float(req))), "")[
+            "int8_mac_fraction"
+        ])
+
+    return int8_fallback.accuracy_fallback(
+        qdq, float_proto, quantize, score, fraction,
+        min_fraction=float(req.options.get("int8_min_fraction", int8_fallback.DEFAULT_MIN_FRACTION)),
+        max_layers=int(req.options.get("int8_fallback_layers", int8_fallback.DEFAULT_MAX_LAYERS)),
+        log=req.log, progress=req.progress,
+    )  # fmt: skip
+
+
 def _float_scopes(req: ExportRequest) -> list[str]:
     """``options["int8_float_scopes"]``: module scopes kept float (a list, or one comma-separated string)."""
     raw = req.options.get("int8_float_scopes") or []
@@ -345,7 +455,7 @@ def _float_scopes(req: ExportRequest) -> list[str]:
 
 
 def _methods(req: ExportRequest) -> tuple[str, ...]:
-    raw = req.options.get("int8_methods") or METHODS
+    raw = req.options.get("int8_methods") or DEFAULT_METHODS
     if isinstance(raw, str):
         raw = [m for m in raw.split(",") if m]
     methods = tuple(str(m).lower() for m in raw)
@@ -390,7 +500,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         with contextlib.redirect_stdout(sys.stderr):
             q.quant_pre_process(str(fp32), str(pre))
         pre_proto = onnx.load(str(pre))
-        quantize, kept, tensors = plan_nodes(pre_proto, model, quant_outputs, _float_scopes(req))
+        quantize, kept, tensors = plan_nodes(pre_proto, model, quant_outputs, _float_scopes(req), _gpool_float(req))
         if not quantize:
             raise KatadeployError(f"{model.name}: no trunk convolution left to quantize")
         req.log(
@@ -402,11 +512,17 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         scorer = calibration_scorer(model, req.calib, "int8", exact=req.exact, limit=n_val, source=source)
         results: dict[str, dict[str, Any]] = {}
         req.log(f"int8: choosing among {', '.join(methods)} on {len(scorer)} validation positions")
+        repair_details: dict[str, Any] | None = None
+        repair_proto: Any = None
         with Progress(len(methods), "int8 method selection", quiet=not req.progress) as bar:
             for m in methods:
                 out = tmp / f"int8-{m}.onnx"
-                with contextlib.redirect_stdout(sys.stderr):
-                    _quantize(pre, out, m, collector.ranges(m), quantize, tmp, quant_outputs, activations)
+                if m == REPAIR:
+                    repair_details, repair_proto = _repaired(req, pre_proto, quantize, reader, collector, tmp,
+                                                             out, quant_outputs, activations)  # fmt: skip
+                else:
+                    with contextlib.redirect_stdout(sys.stderr):
+                        _quantize(pre, out, m, collector.ranges(m), quantize, tmp, quant_outputs, activations)
                 loss, metrics = scorer.score(_candidate(out, req, req.options.get("threads")))
                 worst = metrics.worst("int8")
                 results[m] = {
@@ -423,18 +539,30 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
                 f"{results[m]['worst']['stat']} at {results[m]['worst']['ratio']:.2f}x its limit)"
                 + ("  <- chosen" if m == best else "")
             )
-        if not results[best]["passed"]:
-            w = results[best]["worst"]
-            req.log(
-                f"int8: note: even {best} misses KataGo's FP16 limits on the validation split ({w['metric']} "
-                f"{w['stat']} at {w['ratio']:.1f}x its limit); check it with `katadeploy validate` before use"
-            )
         final = onnx.load(str(tmp / f"int8-{best}.onnx"))
+        fallback = None
+        if not results[best]["passed"] and _mixed_precision(req):
+            float_proto = repair_proto if best == REPAIR else pre_proto
+            fallback = _fallback(req, final, float_proto, quantize, scorer, tmp)
+            final = fallback.proto
+        passed = fallback.passed if fallback is not None else results[best]["passed"]
+        if not passed:
+            w = fallback.ratio if fallback is not None else results[best]["worst"]["ratio"]
+            req.log(
+                f"int8: note: even {best}{' with the per-layer fallback' if fallback else ''} misses KataGo's FP16 "
+                f"limits on the validation split (worst at {w:.1f}x its limit); check it with `katadeploy validate`"
+            )
         tidy(final)
         onnx.checker.check_model(final)
+        floated = set(fallback.floated if fallback is not None else ())
+
+        def role(name: str, op: str) -> str:
+            return "fallback" if name in floated else int8_role(name, op, model, _gpool_float(req))
+
         quantization = summarize_macs(
-            onnx_macs(final, lambda name, op: node_role(name, op, model)),
-            f"onnxruntime quantize_static QDQ, {best} ranges, {activations} activations, s8 weights per channel, {placement}",
+            onnx_macs(final, role),
+            f"onnxruntime quantize_static QDQ, {best} ranges, {activations} activations, s8 weights per channel, "
+            f"{placement}" + (f", {len(floated)} layer(s) returned to float by the gate" if floated else ""),
         )
         with staged(path) as out_tmp:
             onnx.save(final, str(out_tmp))
@@ -449,9 +577,9 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             else "QInt8 symmetric per-tensor",
             "placement": placement,
             "op_types": list(QUANT_OPS),
-            "quantized_nodes": len(quantize),
+            "quantized_nodes": len(quantize) - len(floated),
             "float_roles": list(FLOAT_ROLES),
-            "float_nodes": summarize_nodes(kept),
+            "float_nodes": summarize_nodes(kept + _fallback_nodes(pre_proto, floated)),
             "calibrated_tensors": len(tensors),
             "calibration_positions": int(len(calib)),
             "validation_positions": int(len(scorer)),
@@ -462,6 +590,8 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             "percentile": PERCENTILE,
             "entropy_bins": [ENTROPY_BINS, ENTROPY_QUANT_BINS],
             "calibration_seconds": round(calib_seconds, 2),
+            **({"repair": repair_details} if repair_details else {}),
+            **({"fallback": fallback.summary()} if fallback is not None else {}),
             "seconds": round(time.perf_counter() - t0, 2),
         },
     }

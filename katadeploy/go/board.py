@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from itertools import islice
 
 from katadeploy.errors import PositionError
 from katadeploy.go.coords import (
@@ -1593,6 +1594,16 @@ class Board:
             return False
 
         opp = pla ^ 3
+        root_moves: list[int] | None = None
+        if defender_first:
+            # The root node's shortcuts, before any set-up: they read neither the ko point nor the stack, so
+            # they decide exactly as the loop's first step would (which then reuses this move list).
+            root_moves = self._defender_moves(loc)
+            lower, upper = self.get_bound_num_liberties_after_play(root_moves[-1], pla)
+            if lower >= 3:
+                return False
+            if len(root_moves) == 1 and upper <= 1:
+                return True
         w = self.x_size + 1
         ko_loc_saved = self.ko_loc
         if defender_first:
@@ -1638,18 +1649,22 @@ class Board:
                         from_deeper = True
                         stack_idx -= 1
                         continue
-                    moves = self._defender_moves(loc)
-                    lower, upper = self.get_bound_num_liberties_after_play(moves[-1], pla)
-                    if lower >= 3:
-                        ret = False
-                        from_deeper = True
-                        stack_idx -= 1
-                        continue
-                    if len(moves) == 1 and upper <= 1:
-                        ret = True
-                        from_deeper = True
-                        stack_idx -= 1
-                        continue
+                    if root_moves is not None:  # the root, whose shortcuts were already tried
+                        moves = root_moves
+                        root_moves = None
+                    else:
+                        moves = self._defender_moves(loc)
+                        lower, upper = self.get_bound_num_liberties_after_play(moves[-1], pla)
+                        if lower >= 3:
+                            ret = False
+                            from_deeper = True
+                            stack_idx -= 1
+                            continue
+                        if len(moves) == 1 and upper <= 1:
+                            ret = True
+                            from_deeper = True
+                            stack_idx -= 1
+                            continue
                 else:
                     if libs <= 1:
                         ret = True
@@ -1883,24 +1898,18 @@ class Board:
         adj4 = self.adj4
         n = self.arr_size
 
-        region_of = [-1] * n
-        next_in_region = [NULL_LOC] * n
-        region_heads: list[int] = []
+        # region_of: -1 = empty or opp, not yet in a region; -2 = pla stone or wall (never in a region)
+        region_of = [-2 if c == pla or c == C_WALL else -1 for c in colors]
+        region_points: list[list[int]] = []
         vital_lists: list[list[int]] = []
         num_internal: list[int] = []
         contains_opp: list[bool] = []
-        at_least_one_pla = False
+        at_least_one_pla = pla in colors
 
         for loc in self._geo.onboard:
-            if region_of[loc] != -1:
+            if region_of[loc] != -1 or colors[loc] != C_EMPTY:
                 continue
-            c = colors[loc]
-            if c != C_EMPTY:
-                if c == pla:
-                    at_least_one_pla = True
-                continue
-            region_idx = len(region_heads)
-            region_heads.append(loc)
+            region_idx = len(region_points)
 
             # Every adjacent pla chain starts as a candidate; the flood fill filters them.
             vital: list[int] = []
@@ -1912,11 +1921,12 @@ class Board:
 
             internal = 0
             has_opp = False
-            tail = loc
             region_of[loc] = region_idx
             queue = [loc]
             qi = 0
-            while qi < len(queue):
+            # While candidates remain, each point filters them (KataGo: only empty points unless multi-stone
+            # suicide is legal); the rest of the fill does without.
+            while vital and qi < len(queue):
                 cur = queue[qi]
                 qi += 1
                 a0, a1, a2, a3 = adj4[cur]
@@ -1925,8 +1935,7 @@ class Board:
                 c2 = colors[a2]
                 c3 = colors[a3]
                 ccur = colors[cur]
-                if vital and (is_multi_stone_suicide_legal or ccur == C_EMPTY):
-                    # Keep only the candidate chains this point touches.
+                if is_multi_stone_suicide_legal or ccur == C_EMPTY:
                     touching = (
                         head[a0] if c0 == pla else -1,
                         head[a1] if c1 == pla else -1,
@@ -1938,22 +1947,39 @@ class Board:
                     internal += 1
                 if ccur == opp:
                     has_opp = True
-                next_in_region[cur] = tail
-                tail = cur
-                if (c0 == C_EMPTY or c0 == opp) and region_of[a0] == -1:
+                if region_of[a0] == -1:
                     queue.append(a0)
                     region_of[a0] = region_idx
-                if (c1 == C_EMPTY or c1 == opp) and region_of[a1] == -1:
+                if region_of[a1] == -1:
                     queue.append(a1)
                     region_of[a1] = region_idx
-                if (c2 == C_EMPTY or c2 == opp) and region_of[a2] == -1:
+                if region_of[a2] == -1:
                     queue.append(a2)
                     region_of[a2] = region_idx
-                if (c3 == C_EMPTY or c3 == opp) and region_of[a3] == -1:
+                if region_of[a3] == -1:
                     queue.append(a3)
                     region_of[a3] = region_idx
-            next_in_region[loc] = tail
+            for cur in islice(queue, qi, None):  # a list iterator also visits the points appended meanwhile
+                a0, a1, a2, a3 = adj4[cur]
+                if internal < 2 and colors[a0] != pla and colors[a1] != pla and colors[a2] != pla:
+                    if colors[a3] != pla:
+                        internal += 1
+                if not has_opp and colors[cur] == opp:
+                    has_opp = True
+                if region_of[a0] == -1:
+                    queue.append(a0)
+                    region_of[a0] = region_idx
+                if region_of[a1] == -1:
+                    queue.append(a1)
+                    region_of[a1] = region_idx
+                if region_of[a2] == -1:
+                    queue.append(a2)
+                    region_of[a2] = region_idx
+                if region_of[a3] == -1:
+                    queue.append(a3)
+                    region_of[a3] = region_idx
 
+            region_points.append(queue)
             vital_lists.append(vital)
             num_internal.append(internal)
             contains_opp.append(has_opp)
@@ -1966,7 +1992,7 @@ class Board:
             for h in vital:
                 vital_count[h] += 1
 
-        borders_dead = [False] * len(region_heads)
+        borders_dead = [False] * len(region_points)
         while True:
             killed_anything = False
             for i, pla_head in enumerate(pla_heads):
@@ -2001,27 +2027,19 @@ class Board:
 
         if not at_least_one_pla:
             return
-        for region_idx, region_head in enumerate(region_heads):
+        for region_idx, points in enumerate(region_points):
             dead_border = borders_dead[region_idx]
             should_mark = num_internal[region_idx] <= 1 and not dead_border
             should_mark = should_mark or (
                 safe_big_territories and not contains_opp[region_idx] and not dead_border
             )
             if should_mark:
-                cur = region_head
-                while True:
+                for cur in points:
                     result[cur] = pla
-                    cur = next_in_region[cur]
-                    if cur == region_head:
-                        break
             elif unsafe_big_territories and not contains_opp[region_idx]:
-                cur = region_head
-                while True:
+                for cur in points:
                     if result[cur] == C_EMPTY:
                         result[cur] = pla
-                    cur = next_in_region[cur]
-                    if cur == region_head:
-                        break
 
     # -----------------------------------------------------------------------------------------------------
     # Checks, text

@@ -97,6 +97,12 @@ def _geometry(x_size: int, y_size: int, nn_x: int, nn_y: int) -> _Geometry:
     return g
 
 
+def tensor_positions(x_size: int, y_size: int, nn_x: int, nn_y: int) -> list[int]:
+    """``pos_of_loc``: the tensor position (``y * nn_x + x``) of every on-board loc of an ``x_size`` x ``y_size``
+    board (-1 elsewhere); shared, never modify it."""
+    return _geometry(x_size, y_size, nn_x, nn_y).pos_of_loc
+
+
 # ---------------------------------------------------------------------------------------------------- ladders
 _LADDER_CACHE: OrderedDict[tuple, tuple[tuple[int, ...], tuple[int, ...]]] = OrderedDict()
 _LADDER_CACHE_SIZE = 256
@@ -232,48 +238,36 @@ def fill_v7(
     chain_head = board.chain_head
     chain_libs = board.chain_libs
 
-    # Channel 0: on board.
-    spatial[0, geo.mask_idx] = 1.0
+    # Every spatial 1.0 goes through one list of flat indices (channel * area + pos), written at the end.
+    area_n = nn_x_len * nn_y_len
+    ones: list[int] = []
+    add = ones.append
 
     # Channels 1-5: stones and liberties of their chains.
-    ch1: list[int] = []
-    ch2: list[int] = []
-    ch3: list[int] = []
-    ch4: list[int] = []
-    ch5: list[int] = []
+    o_pla, o_opp = area_n, 2 * area_n
+    o_libs = (-1, 3 * area_n, 4 * area_n, 5 * area_n)
     for loc in geo.locs:
         stone = colors[loc]
         if stone == C_EMPTY:
             continue
         pos = pos_of[loc]
-        if stone == pla:
-            ch1.append(pos)
-        else:
-            ch2.append(pos)
+        add((o_pla if stone == pla else o_opp) + pos)
         libs = chain_libs[chain_head[loc]]
-        if libs == 1:
-            ch3.append(pos)
-        elif libs == 2:
-            ch4.append(pos)
-        elif libs == 3:
-            ch5.append(pos)
-    spatial[1, ch1] = 1.0
-    spatial[2, ch2] = 1.0
-    spatial[3, ch3] = 1.0
-    spatial[4, ch4] = 1.0
-    spatial[5, ch5] = 1.0
+        if libs <= 3:
+            add(o_libs[libs] + pos)
 
     # Channel 6 (and 7 in the encore): ko bans.
     skb = hist.super_ko_banned
+    o6 = 6 * area_n
     if hist.encore_phase == 0:
-        ch6 = [pos_of[loc] for loc in geo.locs if skb[loc]]
+        ones += [o6 + pos_of[loc] for loc in geo.locs if skb[loc]]
         if board.ko_loc != NULL_LOC:
-            ch6.append(pos_of[board.ko_loc])
-        spatial[6, ch6] = 1.0
+            add(o6 + pos_of[board.ko_loc])
     else:
         krb = hist.ko_recap_blocked
-        spatial[6, [pos_of[loc] for loc in geo.locs if skb[loc]]] = 1.0
-        spatial[7, [pos_of[loc] for loc in geo.locs if krb[loc]]] = 1.0
+        o7 = 7 * area_n
+        ones += [o6 + pos_of[loc] for loc in geo.locs if skb[loc]]
+        ones += [o7 + pos_of[loc] for loc in geo.locs if krb[loc]]
 
     # Channels 18/19: area by the rules.
     if params.pass_alive_suicide_rules_override >= 0:
@@ -309,28 +303,26 @@ def fill_v7(
     final_phase_and_game_end_would_not_be_win = False
     if area is not None:
         score_for_pla = group_tax_for_pla
-        ch18: list[int] = []
-        ch19: list[int] = []
+        o18, o19 = 18 * area_n, 19 * area_n
         territory = rules.scoring_rule == R.SCORING_TERRITORY
         secs = hist.second_encore_start_colors
         for loc in geo.locs:
             a = area[loc]
-            if a == pla:
-                ch18.append(pos_of[loc])
+            if a == C_EMPTY:
+                if territory:
+                    c = colors[loc]
+                    if c == pla and secs[loc] == pla:
+                        add(o18 + pos_of[loc])
+                        score_for_pla += 1
+                    elif c == opp and secs[loc] == opp:
+                        add(o19 + pos_of[loc])
+                        score_for_pla -= 1
+            elif a == pla:
+                add(o18 + pos_of[loc])
                 score_for_pla += 1
             elif a == opp:
-                ch19.append(pos_of[loc])
+                add(o19 + pos_of[loc])
                 score_for_pla -= 1
-            elif territory:
-                c = colors[loc]
-                if c == pla and secs[loc] == pla:
-                    ch18.append(pos_of[loc])
-                    score_for_pla += 1
-                elif c == opp and secs[loc] == opp:
-                    ch19.append(pos_of[loc])
-                    score_for_pla -= 1
-        spatial[18, ch18] = 1.0
-        spatial[19, ch19] = 1.0
         sk = self_komi_f32(hist, pla, params.draw_equivalent_wins_for_white)
         if float(_f32(_f32(score_for_pla) + sk)) <= 0.0:
             final_phase_and_game_end_would_not_be_win = True
@@ -363,33 +355,45 @@ def fill_v7(
             if loc == PASS_LOC:
                 glob[k] = 1.0
             elif loc != NULL_LOC:
-                spatial[9 + k, pos_of[loc]] = 1.0
+                add((9 + k) * area_n + pos_of[loc])
             expected = pla if expected == opp else opp
 
     # Ladders: channels 14 (now), 15 (one move ago), 16 (two moves ago), 17 (working ladder starts vs opp chains).
     laddered, working = ladder_locs(board)
     if laddered:
-        spatial[14, [pos_of[loc] for loc in laddered]] = 1.0
-        ch17 = [pos_of[working[i + 1]] for i in range(0, len(working), 2) if working[i] == opp]
-        if ch17:
-            spatial[17, ch17] = 1.0
+        o14, o17 = 14 * area_n, 17 * area_n
+        ones += [o14 + pos_of[loc] for loc in laddered]
+        ones += [o17 + pos_of[working[i + 1]] for i in range(0, len(working), 2) if working[i] == opp]
     prev_board = board if num_turns_included < 1 else hist.get_recent_board(1)
     prev_laddered = laddered if prev_board is board else ladder_locs(prev_board)[0]
     if prev_laddered:
-        spatial[15, [pos_of[loc] for loc in prev_laddered]] = 1.0
+        o15 = 15 * area_n
+        ones += [o15 + pos_of[loc] for loc in prev_laddered]
     prev_prev_board = prev_board if num_turns_included < 2 else hist.get_recent_board(2)
     if prev_prev_board is prev_board:
         prev_prev_laddered = prev_laddered
     else:
         prev_prev_laddered = ladder_locs(prev_prev_board)[0]
     if prev_prev_laddered:
-        spatial[16, [pos_of[loc] for loc in prev_prev_laddered]] = 1.0
+        o16 = 16 * area_n
+        ones += [o16 + pos_of[loc] for loc in prev_prev_laddered]
 
     # Channels 20/21: stones at the start of the second encore.
     if hist.encore_phase >= 2:
         secs = hist.second_encore_start_colors
-        spatial[20, [pos_of[loc] for loc in geo.locs if secs[loc] == pla]] = 1.0
-        spatial[21, [pos_of[loc] for loc in geo.locs if secs[loc] == opp]] = 1.0
+        o20, o21 = 20 * area_n, 21 * area_n
+        ones += [o20 + pos_of[loc] for loc in geo.locs if secs[loc] == pla]
+        ones += [o21 + pos_of[loc] for loc in geo.locs if secs[loc] == opp]
+
+    # Channel 0 (on board) and every index collected above.
+    contiguous = spatial.flags.c_contiguous
+    # a non-contiguous view goes through a scratch array
+    flat = spatial.reshape(-1) if contiguous else np.zeros(NUM_SPATIAL_V7 * area_n, dtype=np.float32)
+    flat[geo.mask_idx] = 1.0
+    if ones:
+        flat[ones] = 1.0
+    if not contiguous:
+        spatial[...] = flat.reshape(spatial.shape)
 
     # Globals.
     sk = self_komi_f32(hist, pla, params.draw_equivalent_wins_for_white)

@@ -40,7 +40,8 @@ class EngineSetup:
     notes: list[str] = field(default_factory=list)
 
 
-def _is_artifact(spec: str) -> bool:
+def is_artifact(spec: str) -> bool:
+    """Whether ``-model spec`` names an exported artifact (a file with a sidecar manifest, or the manifest)."""
     p = Path(spec)
     if spec.lower().endswith(NET_SUFFIXES) or not p.exists():
         return False
@@ -49,16 +50,22 @@ def _is_artifact(spec: str) -> bool:
     return (p.suffix == ".json" and p.is_file()) or sidecar_path(p).is_file()
 
 
+def artifact_source(manifest: Any) -> str | None:
+    """The source net an artifact's manifest names: its recorded file if that still exists, else its name."""
+    source = manifest.source.get("file") or manifest.source.get("name")
+    if source and not Path(str(source)).exists():
+        source = manifest.source.get("name")
+    return None if source is None else str(source)
+
+
 def open_model(spec: str, net: str | None, threads: int | None) -> tuple[Any, Any, str, str]:
     """(evaluator, ModelDesc, display name, internal name) for ``-model``."""
     from katadeploy.model.source import open_net
     from katadeploy.runtime.loader import open_evaluator, open_manifest
 
-    if _is_artifact(spec):
+    if is_artifact(spec):
         _, manifest = open_manifest(spec)
-        source = net or manifest.source.get("file") or manifest.source.get("name")
-        if net is None and source and not Path(str(source)).exists():
-            source = manifest.source.get("name")
+        source = net or artifact_source(manifest)
         try:
             n = open_net(source, quiet=True)
         except KatadeployError as exc:
@@ -114,6 +121,7 @@ def build_engine(
     )  # fmt: skip
     log_requests = cfg.get_bool("logAllRequests") if "logAllRequests" in cfg else False
     log_responses = cfg.get_bool("logAllResponses") if "logAllResponses" in cfg else False
+    log_search_info = cfg.get_bool("logSearchInfo") if "logSearchInfo" in cfg else False
     backend_keys = mark_known_keys(cfg)
     if backend_keys:
         notes.append("config keys with no effect on katadeploy's evaluators: " + ", ".join(backend_keys))
@@ -132,7 +140,7 @@ def build_engine(
     }]  # fmt: skip
     server = AnalysisServer(
         nneval, defaults, num_analysis_threads=n_analysis, models=models, log_requests=log_requests,
-        log_responses=log_responses, git_hash=f"katadeploy-{__version__}", seed=settings.seed,
+        log_responses=log_responses, log_search_info=log_search_info, git_hash=f"katadeploy-{__version__}", seed=settings.seed,
     )  # fmt: skip
     return EngineSetup(server, nneval, batcher, params, cfg, display, notes)
 

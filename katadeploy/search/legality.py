@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from katadeploy.go import board as B
-from katadeploy.go.features import legal_policy_mask
+from katadeploy.go.features import legal_policy_mask, tensor_positions
 from katadeploy.go.history import BoardHistory
 
 
@@ -27,7 +27,7 @@ def legal_mask(hist: BoardHistory, pla: int, nn_x: int, nn_y: int) -> np.ndarray
     banned = hist.super_ko_banned
     msl = hist.rules.multi_stone_suicide_legal
     opp = pla ^ 3
-    stride = board.x_size + 1
+    pos_of = tensor_positions(board.x_size, board.y_size, nn_x, nn_y)
     mask = np.zeros(nn_x * nn_y + 1, dtype=bool)
     idx = []
     for loc in board.onboard_locs:
@@ -44,7 +44,7 @@ def legal_mask(hist: BoardHistory, pla: int, nn_x: int, nn_y: int) -> np.ndarray
                 break
         else:
             continue
-        idx.append((loc // stride - 1) * nn_x + (loc % stride - 1))
+        idx.append(pos_of[loc])
     mask[idx] = True
     mask[-1] = hist.is_legal(B.PASS_LOC, pla)
     return mask

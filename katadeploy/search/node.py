@@ -9,11 +9,14 @@ its (root-adjusted) policy prior, and
 scaled by ``edgeVisits / max(childVisits, 1)``. ``nn`` is the node's :class:`NNOutput` (``None`` until evaluated;
 ``pending`` while an evaluation is in flight), ``next_new`` the index into ``nn.order`` of the next unexplored
 policy move. ``bias_entry`` is the node's subtree-value-bias entry (:mod:`katadeploy.search.valuebias`) and
-``bias_last_*`` its current contribution to it.
+``bias_last_*`` its current contribution to it. ``game_finished`` is whether the game is over at this node (as
+the history says when the node is created), and ``snapshot`` the node's own history once it has been evaluated
+(see :meth:`katadeploy.search.search.Search._descend`; never mutated, ``None`` beyond the search's budget).
 """
 
 from __future__ import annotations
 
+from katadeploy.go.history import BoardHistory
 from katadeploy.search.nnoutput import NNOutput
 from katadeploy.search.valuebias import BiasEntry
 
@@ -23,11 +26,13 @@ class Node:
         "next_pla", "nn", "pending", "force_non_terminal", "children", "child_locs", "child_pos", "child_prior",
         "edge_visits", "next_new", "virtual_losses", "visits", "wl", "nr", "score_mean", "score_mean_sq",
         "lead", "utility", "utility_sq", "weight_sum", "weight_sq_sum", "bias_entry", "bias_last_delta",
-        "bias_last_weight",
+        "bias_last_weight", "game_finished", "snapshot",
     )  # fmt: skip
 
-    def __init__(self, next_pla: int, force_non_terminal: bool = False):
+    def __init__(self, next_pla: int, force_non_terminal: bool = False, game_finished: bool = False):
         self.next_pla = next_pla
+        self.game_finished = game_finished
+        self.snapshot: BoardHistory | None = None
         self.nn: NNOutput | None = None
         self.pending = False
         self.force_non_terminal = force_non_terminal

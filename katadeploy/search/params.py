@@ -186,7 +186,7 @@ NO_EFFECT_IN_ANALYSIS = frozenset(
 BACKEND_KEYS_PREFIXES = (
     "opencl", "cuda", "trt", "metal", "coreml", "eigen", "numEigenThreads", "gpuToUse", "deviceToUse",
     "numNNServerThreads", "nnMutexPoolSizePowerOfTwo", "homeDataDir", "logDir", "logFile", "logToStderr",
-    "logTimeStamp", "logConfigContents", "logErrorsAndWarnings", "logSearchInfo", "nnModelFile",
+    "logTimeStamp", "logConfigContents", "logErrorsAndWarnings", "nnModelFile",
     "inputsUseNHWC", "useNHWC", "useFP16", "forDeterministicTesting", "dotNetUseFP16",
 )  # fmt: skip
 

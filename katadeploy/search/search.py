@@ -53,6 +53,16 @@ from katadeploy.search.utility import Utility, dynamic_score_center
 from katadeploy.search.valuebias import ValueBiasTable
 
 PASS_LOC = B.PASS_LOC
+#: Node histories a search keeps (about 50 kB each), so playouts replay moves from a nearby node, not the root.
+SNAPSHOT_BUDGET = 1024
+
+
+def _replay(base: BoardHistory, moves: list[tuple[int, int]]) -> BoardHistory:
+    """A copy of ``base`` with ``moves`` played (``makeBoardMoveAssumeLegal``)."""
+    hist = base.copy()
+    for loc, pla in moves:
+        hist.make_board_move_assume_legal(loc, pla)
+    return hist
 
 
 @dataclass
@@ -88,6 +98,7 @@ class Search:
         self.search_seconds = 0.0
         self.nn_x, self.nn_y = nneval.tensor_size(self.x_size, self.y_size)
         self._ending_bonus: dict[int, float] = {}
+        self._snapshots_left = SNAPSHOT_BUDGET
         self.root = Node(pla, force_non_terminal=self.root_hist.is_game_finished)
         self.bias_table = ValueBiasTable() if params.subtree_value_bias_factor != 0 else None
         self._compute_root_values()
@@ -295,14 +306,23 @@ class Search:
         node.add_leaf_value(wl, 0.0, score, score_sq, score, u, w, False)
 
     def _descend(self) -> _Leaf | bool:
-        """One descent: a leaf to evaluate, True when the playout completed, False when it was dropped."""
+        """One descent: a leaf to evaluate, True when the playout completed, False when it was dropped.
+
+        As KataGo, each playout replays the moves from the root - but from the deepest node on the way that keeps
+        a snapshot of its history (evaluated nodes do, up to :data:`SNAPSHOT_BUDGET` per search), and only when a
+        history is needed: at the leaf, or to make a new child's move. A copy of a snapshot plus the remaining
+        moves is the very history the full replay makes."""
         node = self.root
-        hist = self.root_hist.copy()
+        base = self.root_hist  # never mutated; copied when a history is needed
+        pending: list[tuple[int, int]] = []  # moves from ``base`` to ``node``
+        hist: BoardHistory | None = None  # the live history at ``node`` once it was needed
         pla = self.root_pla
         path: list[tuple[Node, int]] = []
         is_root = True
         while True:
-            if hist.is_game_finished and not node.force_non_terminal:
+            if node.game_finished and not node.force_non_terminal:
+                if hist is None:
+                    hist = _replay(base, pending)
                 self._terminal_leaf(node, hist)
                 self._backup(path)
                 return True
@@ -311,6 +331,8 @@ class Search:
                     self._undo(path)
                     return False
                 node.pending = True
+                if hist is None:
+                    hist = _replay(base, pending)
                 return _Leaf(node, path, hist, pla, is_root)
             idx, pos = select_child(self, node, is_root)
             if idx < 0:
@@ -323,6 +345,8 @@ class Search:
                 self._backup(path)
                 return True
             if idx == len(node.children):
+                if hist is None:
+                    hist = _replay(base, pending)
                 loc = self.pos_to_loc(pos)
                 can_force = loc == PASS_LOC and hist.should_suppress_end_game_from_friendly_pass(pla)
                 hist.make_board_move_assume_legal(loc, pla)
@@ -332,7 +356,7 @@ class Search:
                     and hist.is_game_finished
                     and ((self.params.conservative_pass and is_root) or can_force)
                 )
-                child = Node(pla, force)
+                child = Node(pla, force, hist.is_game_finished)
                 if self.bias_table is not None:
                     child.bias_entry = self.bias_table.entry_for(hist, loc, get_opp(pla))
                 node.children.append(child)
@@ -343,7 +367,13 @@ class Search:
                 node.next_new += 1
             else:
                 child = node.children[idx]
-                hist.make_board_move_assume_legal(node.child_locs[idx], pla)
+                if hist is not None:
+                    hist.make_board_move_assume_legal(node.child_locs[idx], pla)
+                elif child.snapshot is not None:
+                    base = child.snapshot
+                    pending = []
+                else:
+                    pending.append((node.child_locs[idx], pla))
                 pla = get_opp(pla)
             child.virtual_losses += 1
             path.append((node, idx))
@@ -388,6 +418,9 @@ class Search:
                     nn = self._root_policy(nn)
                 node.nn = nn
                 node.pending = False
+                if not lf.is_root and self._snapshots_left > 0:
+                    node.snapshot = lf.hist  # nothing mutates a leaf's history after its evaluation
+                    self._snapshots_left -= 1
                 u, w = self.nn_utility_and_weight(nn)
                 if node.bias_entry is not None:
                     u += node.bias_entry.bias(self.params.subtree_value_bias_factor)

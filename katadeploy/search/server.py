@@ -15,6 +15,9 @@ Contract
   replies before the final one. Values follow ``reportAnalysisWinratesAs``.
 * A search that fails (the evaluator raised or is gone) is answered ``{"id","turnNumber","error"}`` so no client
   waits for it.
+* ``log_search_info`` (the config's ``logSearchInfo``): after each search and before its final reply, the search
+  log of :mod:`katadeploy.search.searchlog` goes to ``err`` (board, ``NN rows``/``NN batches`` counters, PV and
+  katadeploy's cumulative ``katadeploy timing:`` line), as KataGo writes its ``printGenmoveLog``.
 * End of input: queued work is finished (unless ``quit_without_waiting``), then :meth:`serve` returns 0.
 """
 
@@ -24,6 +27,7 @@ import heapq
 import json
 import sys
 import threading
+import time
 import traceback
 from typing import Any, TextIO
 
@@ -39,6 +43,7 @@ from katadeploy.search.requests import (
 )
 from katadeploy.search.results import analysis_json
 from katadeploy.search.search import Search
+from katadeploy.search.searchlog import SearchCounters, search_log
 
 PROTOCOL_VERSION = "1.18.1"
 READY_LINE = "Started, ready to begin handling requests"
@@ -60,6 +65,7 @@ class AnalysisServer:
         err: TextIO | None = None,
         log_requests: bool = False,
         log_responses: bool = False,
+        log_search_info: bool = False,
         git_hash: str = "katadeploy",
         seed: int | None = None,
     ):
@@ -70,6 +76,8 @@ class AnalysisServer:
         self.err = err or sys.stderr
         self.log_requests = log_requests
         self.log_responses = log_responses
+        self.log_search_info = log_search_info
+        self.counters = SearchCounters()
         self.git_hash = git_hash
         self._write_lock = threading.Lock()
         self._cond = threading.Condition()
@@ -240,6 +248,9 @@ class AnalysisServer:
             if r.status == STATUS_TERMINATED:
                 self._no_results(r)
                 return
+        batcher = self.nneval.batcher
+        t_wall = time.perf_counter()
+        t_cpu = time.thread_time() - batcher.thread_nn_cpu_seconds()
         s = Search(self.nneval, r.params, r.hist, r.pla, seed=self._seed)
         with self._cond:
             if r.status == STATUS_TERMINATED:
@@ -252,6 +263,10 @@ class AnalysisServer:
             first_report_after=r.first_report_after,
             on_report=(lambda srch: self._report(r, srch, True)) if r.report_every is not None else None,
         )
+        cpu = time.thread_time() - batcher.thread_nn_cpu_seconds() - t_cpu
+        totals = self.counters.add(s.playouts, time.perf_counter() - t_wall, cpu)
+        if self.log_search_info:
+            self.log(search_log(s, batcher, totals))
         if not self._report(r, s, False):
             self._no_results(r)
 

@@ -86,3 +86,41 @@ def test_selfplay_needs_a_net_and_sizes_that_fit():
         C.build_calibration(
             sgf, positions=8, nn_size=9, progress=False, selfplay=1, board_sizes=[(13, 13)], model=object()
         )
+
+
+# ------------------------------------------------------------------------------------- the bundled self-play set
+def test_bundled_selfplay_games_are_legal_and_cover_the_small_boards():
+    from katadeploy.data.selfplay import bundled_selfplay_path, read_games
+
+    games = read_games(bundled_selfplay_path())  # replays every game by katadeploy's rules
+    sizes = Counter((g.x_size, g.board_y) for g in games)
+    assert sizes == {(7, 7): 16, (9, 9): 16, (13, 13): 16, (9, 13): 16}, sizes
+    assert len({g.sha256 for g in games}) == len(games)
+    assert {(g.x_size, g.board_y) for g in read_games(bundled_selfplay_path(), nn_size=9)} == {(7, 7), (9, 9)}
+
+
+def test_read_games_names_the_bad_line(tmp_path, games):
+    from katadeploy.data.selfplay import read_games, write_games
+
+    path = tmp_path / "g.jsonl"
+    write_games(games, path, {"net": NET})
+    assert [(g.sha256, g.moves) for g in read_games(path)] == [(g.sha256, g.moves) for g in games]
+    lines = path.read_text().splitlines()
+    bad = lines[1].replace('"moves":[[', '"moves":[["B","A1"],["W","A1"],[', 1)  # a move on an occupied point
+    for text in (bad, "{not json", '{"source": "x"}'):
+        path.write_text("\n".join([lines[0], text]) + "\n")
+        with pytest.raises(KatadeployError, match=r"g\.jsonl:2: bad self-play game"):
+            read_games(path)
+
+
+def test_default_calibration_covers_every_board_size(monkeypatch, tmp_path):
+    """The bundled default: 19x19 from the real games, the other sizes from the bundled self-play games, shared
+    equally, splits disjoint by game."""
+    monkeypatch.setenv("KATADEPLOY_CACHE", str(tmp_path / "cache"))
+    cs = C.load_calibration(C.default_calibration_path(19, progress=False, positions=100))
+    sizes = Counter(zip(cs.board_x.tolist(), cs.board_y.tolist()))
+    assert sizes == {(7, 7): 20, (9, 9): 20, (13, 13): 20, (19, 19): 20, (9, 13): 20}, sizes
+    real = [f for f in cs.info["game_files"] if not f.startswith("bundled/selfplay/")]
+    assert real and all(f.endswith(".sgf") for f in real)
+    calib, val = set(cs.game[cs.split == 0].tolist()), set(cs.game[cs.split == 1].tolist())
+    assert calib and val and not calib & val

@@ -1,0 +1,176 @@
+"""Per-layer accuracy-controlled INT8 fallback for QDQ ONNX graphs: single layers back to float, ranked by the gate.
+
+Contract
+--------
+:func:`float_layers` returns a copy of a QDQ graph in which the named Conv/MatMul/Gemm nodes read float inputs: each
+input that came from a ``DequantizeLinear`` is rewired to the float tensor it stood for - an activation to the
+input of its ``QuantizeLinear``, a weight or bias to the float initializer of the same-named node in
+``float_proto`` (the graph the QDQ one was quantized from, so smoothing factors folded into weights match). The
+orphaned Q/DQ nodes are removed. Nothing else changes.
+
+:func:`accuracy_fallback` is the search: it scores the graph (``score(proto) -> (loss, metrics)``, lower is
+better, KataGo's FP16 gate as in :func:`katadeploy.validate.metrics.selection_loss`); if it misses the gate it
+scores every candidate layer returned to float alone, ranks them by that loss (ties: the worst limit ratio),
+then returns the best-ranked layers to float one at a time until the graph passes, the int8 share of the
+multiply-accumulates (``int8_fraction(proto)``) would drop below ``min_fraction``, or ``max_layers`` are float.
+It keeps the state with the lowest loss (the first that passes, when one does) and reports every step.
+
+Why hand-written: NNCF's ``quantize_with_accuracy_control`` re-quantizes with NNCF's own post-training recipe and
+ranks groups of its quantizers; katadeploy's INT8 graphs come from onnxruntime's quantizer with GPTQ-repaired
+weights (:mod:`katadeploy.export.int8_repair`), which NNCF cannot take as its starting point, and the ranking here
+is KataGo's own gate metric, not a scalar accuracy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from katadeploy.progress import Progress
+
+DEFAULT_MIN_FRACTION = 0.8
+DEFAULT_MAX_LAYERS = 12
+
+
+def float_layers(qdq: Any, float_proto: Any, names: Sequence[str]) -> Any:
+    """A copy of ``qdq`` with the nodes ``names`` fed by float tensors (see the module contract)."""
+    from onnx import numpy_helper
+
+    out = copy.deepcopy(qdq)
+    graph = out.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    inits = {i.name for i in graph.initializer}
+    float_nodes = {n.name: n for n in float_proto.graph.node}
+    float_inits = {i.name: i for i in float_proto.graph.initializer}
+    wanted = set(names)
+    for node in graph.node:
+        if node.name not in wanted:
+            continue
+        ref = float_nodes.get(node.name)
+        if ref is None:
+            raise ValueError(f"node {node.name!r} is not in the float graph")
+        for i, name in enumerate(node.input):
+            dq = producer.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            src = dq.input[0]
+            if src in inits:  # a quantized weight or bias: the float one of the same node
+                ref_name = ref.input[i]
+                if ref_name not in float_inits:
+                    raise ValueError(f"{node.name}: input {i} ({ref_name!r}) is not a float initializer")
+                new = f"{ref_name}_float"
+                if new not in inits:
+                    t = numpy_helper.from_array(numpy_helper.to_array(float_inits[ref_name]), new)
+                    graph.initializer.append(t)
+                    inits.add(new)
+                node.input[i] = new
+            else:
+                q = producer.get(src)
+                if q is None or q.op_type != "QuantizeLinear":
+                    raise ValueError(f"{node.name}: input {i} is dequantized from {src!r}, not a QuantizeLinear")
+                node.input[i] = q.input[0]
+    _drop_orphans(out)
+    return out
+
+
+def _drop_orphans(proto: Any) -> None:
+    """Remove Q/DQ nodes whose outputs nobody reads, and initializers nobody reads, until none are left."""
+    graph = proto.graph
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = {i for n in graph.node for i in n.input} | outputs
+        dead = [
+            n for n in graph.node
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output)
+        ]  # fmt: skip
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    used = {i for n in graph.node for i in n.input} | outputs
+    for t in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(t)
+
+
+@dataclass
+class FallbackResult:
+    proto: Any
+    floated: list[str]
+    passed: bool
+    loss: float
+    ratio: float
+    int8_fraction: float
+    base: dict[str, Any]
+    ranking: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "floated": self.floated, "passed": self.passed, "loss": self.loss, "worst_ratio": self.ratio,
+            "int8_mac_fraction": self.int8_fraction, "before": self.base, "ranking": self.ranking,
+            "steps": self.steps,
+        }  # fmt: skip
+
+
+def accuracy_fallback(
+    qdq: Any,
+    float_proto: Any,
+    candidates: Sequence[str],
+    score: Callable[[Any], tuple[float, Any]],
+    int8_fraction: Callable[[Any], float],
+    *,
+    precision: str = "int8",
+    min_fraction: float = DEFAULT_MIN_FRACTION,
+    max_layers: int = DEFAULT_MAX_LAYERS,
+    log: Callable[[str], None] = lambda _s: None,
+    progress: bool = False,
+) -> FallbackResult:
+    """Return layers of ``qdq`` to float, best-ranked first, until KataGo's gate passes (module contract)."""
+
+    def measure(proto: Any) -> dict[str, Any]:
+        loss, metrics = score(proto)
+        w = metrics.worst(precision)
+        return {
+            "loss": float(loss), "ratio": float(w.ratio), "worst": f"{w.metric} {w.stat}",
+            "passed": bool(metrics.passed(precision)),
+        }  # fmt: skip
+
+    base = measure(qdq)
+    base_fraction = int8_fraction(qdq)
+    best = FallbackResult(qdq, [], base["passed"], base["loss"], base["ratio"], base_fraction,
+                          {**base, "int8_mac_fraction": base_fraction})  # fmt: skip
+    if base["passed"] or max_layers < 1 or not candidates:
+        return best
+    ranking = []
+    with Progress(len(candidates), "int8 fallback: ranking layers", quiet=not progress) as bar:
+        for name in candidates:
+            ranking.append({"layer": name, **measure(float_layers(qdq, float_proto, [name]))})
+            bar.advance()
+    ranking.sort(key=lambda r: (r["loss"], r["ratio"]))
+    best.ranking = ranking
+    log(
+        "int8 fallback: most sensitive layers "
+        + ", ".join(f"{r['layer']} ({r['ratio']:.2f}x)" for r in ranking[:5])
+        + f"; all int8: {base['ratio']:.2f}x"
+    )
+    floated: list[str] = []
+    for r in ranking:
+        if len(floated) >= max_layers:
+            break
+        trial = float_layers(qdq, float_proto, [*floated, r["layer"]])
+        fraction = int8_fraction(trial)
+        if fraction < min_fraction:
+            log(f"int8 fallback: {r['layer']} would leave {fraction:.1%} of MACs in int8 (< {min_fraction:.0%}); stop")
+            break
+        floated.append(r["layer"])
+        m = measure(trial)
+        best.steps.append({"floated": list(floated), "int8_mac_fraction": fraction, **m})
+        log(f"int8 fallback: +{r['layer']} float: worst {m['worst']} {m['ratio']:.2f}x, int8 MACs {fraction:.1%}")
+        if (m["loss"], m["ratio"]) < (best.loss, best.ratio) or m["passed"]:
+            best.proto, best.floated, best.passed = trial, list(floated), m["passed"]
+            best.loss, best.ratio, best.int8_fraction = m["loss"], m["ratio"], fraction
+        if m["passed"]:
+            break
+    return best

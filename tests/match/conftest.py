@@ -1,0 +1,28 @@
+"""Fixtures for the match tests: the small g170 net and one local Ray cluster (2 CPUs) shared by the module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+NET = "g170-b6c96-s175395328-d26788732.bin.gz"
+
+
+@pytest.fixture(scope="session")
+def g170_path(shared_dir: Path) -> Path:
+    path = shared_dir / "models" / NET
+    if not path.is_file():
+        pytest.skip(f"{path} missing")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray cluster with 2 CPUs for the tests of one module; ``run_match`` reuses it."""
+    pytest.importorskip("ray")
+    from katadeploy.match.cluster import connect
+
+    cluster = connect(None, num_cpus=2)
+    yield cluster
+    cluster.close()

@@ -1,0 +1,51 @@
+"""An exported artifact as a match player: its source net is found (or asked for) and it plays through its runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from katadeploy.errors import KatadeployError
+from katadeploy.match.players import resolve_player
+from katadeploy.match.runner import MatchOptions, run_match
+
+pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(g170_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from katadeploy.export.request import export_artifact
+
+    return Path(export_artifact(str(g170_path), "onnx-fp32", tmp_path_factory.mktemp("art"), progress=False))
+
+
+def test_the_source_net_is_found_or_asked_for(onnx_fp32: Path, g170_path: Path, tmp_path: Path):
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    for f in (onnx_fp32, onnx_fp32.with_name(onnx_fp32.name + ".json")):
+        shutil.copy(f, lone / f.name)
+    with pytest.raises(KatadeployError, match="pass --net"):
+        resolve_player(str(lone / onnx_fp32.name), 4)
+    assert resolve_player(str(lone / onnx_fp32.name), 4, net=str(g170_path)).net == str(g170_path.resolve())
+    shutil.copy(g170_path, lone / g170_path.name)  # the manifest's source.file, next to the artifact
+    p = resolve_player(str(lone / onnx_fp32.name), 4)
+    assert p.net == str((lone / g170_path.name).resolve()) and p.kind == "katadeploy"
+    (lone / g170_path.name).write_bytes(
+        b"not the same net"
+    )  # a file of that name but another sha256: skipped
+    with pytest.raises(KatadeployError, match="pass --net"):
+        resolve_player(str(lone / onnx_fp32.name), 4)
+
+
+@pytest.mark.ray
+def test_an_artifact_plays_the_net(ray_local, onnx_fp32: Path, g170_path: Path, tmp_path: Path):
+    out = tmp_path / "m"
+    s = run_match(MatchOptions(a=str(onnx_fp32), b=str(g170_path), visits_a=2, visits_b=2, games=2, board=9,
+                               max_moves=20, workers=1, out_dir=out, net=str(g170_path), progress=False))  # fmt: skip
+    assert s["games"] == 2 and s["players"]["A"]["label"] == onnx_fp32.name
+    header = json.loads((out / "games.jsonl").read_text().splitlines()[0])
+    assert header["config"]["players"][0]["sha256"] != header["config"]["players"][1]["sha256"]
