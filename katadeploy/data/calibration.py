@@ -3,8 +3,9 @@
 Contract
 --------
 * :func:`build_calibration` reads SGF files/directories (default: the games bundled in ``katadeploy/data/games``:
-  real 19x19 games plus the bundled self-play games on 7x7, 9x9, 13x13 and 9x13 that fit ``nn_size``
-  (:func:`katadeploy.data.selfplay.bundled_selfplay_path`), positions shared equally among the board sizes),
+  real 19x19 games, plus, with ``bundled_selfplay``, the bundled self-play games on 7x7, 9x9, 13x13 and 9x13 that
+  fit ``nn_size`` (:func:`katadeploy.data.selfplay.bundled_selfplay_path`); positions shared equally among the
+  board sizes by :func:`size_shares`),
   skips unusable games with a counted reason, samples positions (:mod:`katadeploy.data.sampling`) and encodes
   them with :func:`katadeploy.go.features.encode_batch` and :func:`~katadeploy.go.features.legal_policy_mask`.
   Each position's symmetry is applied (:func:`katadeploy.go.symmetry.apply_to_inputs`) to its spatial planes and
@@ -78,6 +79,8 @@ FORMAT_VERSION = 1
 DEFAULT_POSITIONS = 1024
 DEFAULT_VAL_FRACTION = 0.25
 DEFAULT_SEED = 0
+#: bumped whenever the sampling plan changes (part of the default calibration's cache key)
+PLAN_VERSION = 3
 BUNDLED_LABEL = "<bundled games>"
 
 #: key -> (dtype kind: "f4", "bool", "u1", "i4", "U"; number of dimensions)
@@ -213,12 +216,13 @@ def build_calibration(
     board_sizes: Sequence[tuple[int, int]] | None = None,
     model: Any = None,
     temperature: float = 1.0,
+    bundled_selfplay: bool = False,
 ) -> tuple[dict[str, np.ndarray], CalibrationReport]:
     """Read games, sample and encode positions; returns the file's arrays and a :class:`CalibrationReport`.
 
     With ``selfplay`` > 0, ``model`` (a ModelDesc) also plays that many games on each of ``board_sizes``
     (:mod:`katadeploy.data.selfplay`; 19x19 ones continue openings of the SGF games) and the positions are shared
-    equally among the board sizes, each sampled as above (splits disjoint by game within every size)."""
+    among the board sizes by :func:`size_shares`, each sampled as above (splits disjoint by game within every size)."""
     start = time.perf_counter()
     if not 2 <= nn_size <= 19:
         raise KatadeployError(f"--nn-size must be from 2 to 19, got {nn_size}")
@@ -230,7 +234,7 @@ def build_calibration(
         raise KatadeployError("no .sgf files found in " + ", ".join(map(os.fspath, sources or [])))
     report = CalibrationReport(files=len(files), requested=positions)
     games = _read_games(files, nn_size, bundled, report, progress)
-    if bundled:  # the bundled self-play games: the board sizes the real games lack
+    if bundled and bundled_selfplay:  # the bundled self-play games: the board sizes the real games lack
         games = games + _bundled_selfplay(nn_size)
     if not games:
         raise KatadeployError(
@@ -342,18 +346,24 @@ def _check_selfplay(
     return sizes
 
 
+def size_shares(sizes: Sequence[tuple[int, int]], positions: int) -> list[int]:
+    """Positions per board size: equal shares, remainders to the first sizes. (Half on 19x19 was tried: on
+    g170-b6c96 smooth-gptq INT8 went from 1.18x to 2.36x KataGo's limit, the small boards then short of ranges.)"""
+    n = len(sizes)
+    return [positions // n + (1 if k < positions % n else 0) for k in range(n)]
+
+
 def _plan_by_size(games: list[GameRecord], positions: int, val_fraction: float, seed: int) -> Any:
-    """:func:`plan_samples` per board size, ``positions`` shared equally, merged into one plan (one size: the
-    plain plan, so SGF-only builds are unchanged)."""
+    """:func:`plan_samples` per board size, ``positions`` shared by :func:`size_shares`, merged into one plan (one
+    size: the plain plan, so SGF-only builds are unchanged)."""
     from katadeploy.data.sampling import SamplePlan
 
     sizes = sorted({(g.x_size, g.board_y) for g in games})
     if len(sizes) == 1:
         return plan_samples(games, positions, val_fraction, seed)
     merged = SamplePlan([], [], [], {})
-    for k, size in enumerate(sizes):
+    for k, (size, share) in enumerate(zip(sizes, size_shares(sizes, positions))):
         group = [g for g in games if (g.x_size, g.board_y) == size]
-        share = positions // len(sizes) + (1 if k < positions % len(sizes) else 0)
         if share < 1:
             continue
         plan = plan_samples(group, share, val_fraction, seed + k)
@@ -623,20 +633,21 @@ def default_calibration_path(
     positions: int = DEFAULT_POSITIONS,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     seed: int = DEFAULT_SEED,
+    every_size: bool = False,
 ) -> Path:
-    """The default calibration file for ``nn_size``, built from the bundled games on first use and cached."""
+    """The default calibration file for ``nn_size``, built from the bundled games on first use and cached; with
+    ``every_size`` the bundled self-play games (7x7, 9x9, 13x13, 9x13) join the 19x19 real games."""
     from katadeploy.cache import cache_dir
-
     from katadeploy.data.selfplay import bundled_selfplay_path
 
     files = find_sgf_files([bundled_games_dir()])
     if not files:
         raise KatadeployError(f"no bundled games found in {bundled_games_dir()}")
     selfplay = bundled_selfplay_path()
-    digest = _bundled_digest(files + ([selfplay] if selfplay.is_file() else []))[:12]
+    digest = _bundled_digest(files + ([selfplay] if every_size and selfplay.is_file() else []))[:12]
     name = (
-        f"bundled-nn{nn_size}-n{positions}-val{val_fraction:g}-seed{seed}"
-        f"-fmt{FORMAT_VERSION}-kd{__version__}-{digest}.npz"
+        f"bundled{'-all' if every_size else ''}-nn{nn_size}-n{positions}-val{val_fraction:g}-seed{seed}"
+        f"-fmt{FORMAT_VERSION}-plan{PLAN_VERSION}-kd{__version__}-{digest}.npz"
     )
     path = cache_dir("calibration") / name
     if path.is_file():
@@ -645,7 +656,9 @@ def default_calibration_path(
         print(
             f"building default calibration data from {len(files)} bundled games (once) ...", file=sys.stderr
         )
-    arrays, report = build_calibration(None, positions, val_fraction, seed, nn_size, progress)
+    arrays, report = build_calibration(
+        None, positions, val_fraction, seed, nn_size, progress, bundled_selfplay=every_size
+    )
     save_calibration(arrays, path)
     if progress:
         for line in report.lines():

@@ -106,8 +106,9 @@ def run_deploy(
     out.mkdir(parents=True, exist_ok=True)
     net = open_net(model_spec, quiet=not progress)  # resolved, parsed and hashed once for every step
     model, model_path, sha = net.model, net.path, net.sha256
-    calib_path = Path(calib) if calib else default_calibration_path(19, progress=progress)
-    load_calibration(calib_path)  # fail early on a bad file
+    # without --calib each target takes its own default set (onnx-int8's covers every board size)
+    calib_path = Path(calib) if calib else None
+    load_calibration(calib_path or default_calibration_path(19, progress=progress))  # fail early on a bad file
     log(f"{model.name}: {len(targets)} target(s) -> {out}", progress)
 
     outcomes: list[TargetOutcome] = []
@@ -166,7 +167,7 @@ def run_deploy(
         log(f"[{o.target}] {o.verdict}", progress)
 
     result = DeployResult(
-        model=model.name, model_sha256=sha, calibration=str(calib_path), out_dir=str(out), targets=outcomes,
+        model=model.name, model_sha256=sha, calibration=str(calib_path) if calib_path else "bundled default (per target)", out_dir=str(out), targets=outcomes,
         bench_batches=list(bench_batches or []),
     )  # fmt: skip
     runnable = [o for o in outcomes if o.artifact and o.verdict in ("PASS", "FAIL")]

@@ -12,7 +12,9 @@ orphaned Q/DQ nodes are removed. Nothing else changes.
 better, KataGo's FP16 gate as in :func:`katadeploy.validate.metrics.selection_loss`); if it misses the gate it
 scores every candidate layer returned to float alone, ranks them by that loss (ties: the worst limit ratio),
 then returns the best-ranked layers to float one at a time until the graph passes, the int8 share of the
-multiply-accumulates (``int8_fraction(proto)``) would drop below ``min_fraction``, or ``max_layers`` are float.
+multiply-accumulates (``int8_fraction(proto)``) would drop below ``min_fraction`` (or, for a graph already below it
+before any fallback - transformers, whose attention matmuls stay float - below ``min_fraction`` x its share), or
+``max_layers`` are float.
 It keeps the state with the lowest loss (the first that passes, when one does) and reports every step.
 
 Why hand-written: NNCF's ``quantize_with_accuracy_control`` re-quantizes with NNCF's own post-training recipe and
@@ -143,6 +145,8 @@ def accuracy_fallback(
                           {**base, "int8_mac_fraction": base_fraction})  # fmt: skip
     if base["passed"] or max_layers < 1 or not candidates:
         return best
+    # nets whose attention keeps the int8 share below the floor from the start (transformers): a relative floor
+    floor = min_fraction if base_fraction >= min_fraction else min_fraction * base_fraction
     ranking = []
     with Progress(len(candidates), "int8 fallback: ranking layers", quiet=not progress) as bar:
         for name in candidates:
@@ -161,8 +165,8 @@ def accuracy_fallback(
             break
         trial = float_layers(qdq, float_proto, [*floated, r["layer"]])
         fraction = int8_fraction(trial)
-        if fraction < min_fraction:
-            log(f"int8 fallback: {r['layer']} would leave {fraction:.1%} of MACs in int8 (< {min_fraction:.0%}); stop")
+        if fraction < floor:
+            log(f"int8 fallback: {r['layer']} would leave {fraction:.1%} of MACs in int8 (< {floor:.0%}); stop")
             break
         floated.append(r["layer"])
         m = measure(trial)

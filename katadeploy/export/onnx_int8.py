@@ -1,39 +1,48 @@
-"""INT8 ONNX graphs: static QDQ quantization with onnxruntime, calibrated on real positions.
+"""INT8 ONNX graphs: static QDQ quantization with onnxruntime, calibrated on real positions of every board size.
 
 Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 graph (:func:`katadeploy.export.onnx
 .build_fp32`) into a QDQ graph at ``path`` and returns its details. The recipe:
 
 - ``quant_pre_process`` (symbolic shape inference + onnxruntime's basic graph optimisation, which folds each
   convolution's following BatchNorm affine into it), then ``quantize_static`` with ``QuantFormat.QDQ``, per-channel
-  symmetric QInt8 weights and symmetric QInt8 activations (``options["int8_activations"] = "u8"``: asymmetric
-  QUInt8, see :data:`ACTIVATIONS`), on the ``Conv``/``MatMul``/``Gemm`` nodes of the trunk.
+  symmetric QInt8 weights and asymmetric QUInt8 activations (the default: every trunk conv input is a Mish/ReLU
+  output, see :data:`ACTIVATIONS`; ``options["int8_activations"] = "s8"`` for symmetric QInt8, which TensorRT's
+  explicit quantization needs and ``tensorrt-int8`` sets), on the ``Conv``/``MatMul``/``Gemm`` nodes of the trunk.
   Activation Q/DQ pairs sit on the inputs of those nodes (``options["int8_placement"] = "inputs"``, the default:
   TensorRT's recommended placement, with ~4x smaller policy errors than also quantizing outputs on the test nets)
   or on their inputs and outputs (``"inputs+outputs"``, which lets onnxruntime's CPU EP fuse some QLinearConv).
 - Kept float (by module scope, :func:`katadeploy.export.node_roles.node_role`): the stem (initial conv, global linear,
   meta encoder), every norm (BatchNorm affine, RMSNorm, trunk tip), the attention softmax and the QK^T / attention
-  x V matmuls, and both heads; plus any module scope listed in ``options["int8_float_scopes"]`` (for example
-  ``convg`` or ``blocks.3/conv1``: a per-layer fallback, recorded with role ``fallback``). Activations, residual adds and norms are never quantized (only the listed op types
-  are); ``details["int8"]["float_nodes"]`` summarises the convolution-type nodes left in float by role.
+  x V matmuls, both heads, and the global-pooling linear layers (role ``gpool_linear``, :data:`GPOOL_LINEAR`;
+  ``options["int8_gpool_float"] = false`` quantizes them); plus any module scope listed in
+  ``options["int8_float_scopes"]`` (for example ``convg`` or ``blocks.3/conv1``, role ``fallback``). Activations,
+  residual adds and norms are never quantized (only the listed op types are); ``details["int8"]["float_nodes"]``
+  summarises the convolution-type nodes left in float by role.
 - Calibration: one pass over up to ``options["calib_positions"]`` (default :data:`DEFAULT_CALIB_POSITIONS`)
   positions of ``req.calib.subset("calib")`` (read through :class:`CalibrationReader`; full-board positions only for
-  exact-board graphs) records, for every tensor the quantizer needs, its min/max (MinMax), a 2048-bin histogram of
-  ``|x|`` (Percentile, 99.999%) and a 512-bin signed histogram (Entropy: onnxruntime's KL threshold search over 128
-  quantized bins; its default of 128 bins would make Entropy equal MinMax). Each method's ranges go to
-  ``quantize_static`` as a calibration cache, so the data is run through the net once, not once per method.
-- ``smooth-gptq`` (opt-in: ``options["int8_methods"]`` containing it): :mod:`katadeploy.export.int8_repair` on the
-  same nodes: per-channel smoothing of each node's input (``options["int8_smooth_alpha"]``, default 0.5), MSE
-  activation ranges, and GPTQ-rounded INT8 weights written into the QDQ graph after ``quantize_static``
-  (``options["int8_bias_correction"]``: empirical bias correction, off by default: it made the policy worse on
-  g170-b6c96). Measured on g170-b6c96 against PyTorch FP32 on the 80 oracle positions (2026-12-03, u8
-  activations, a self-play calibration of 7x7-19x19 + 9x13): policy KL p99 1.39x KataGo's FP16 limit at 94% int8
-  MACs (plain MinMax: 6.3x on the validation split), 1.03x with the last trunk conv float (86%).
-- Method choice: each candidate (``options["int8_methods"]``, default MinMax, Percentile and Entropy) is run with
-  onnxruntime on up to ``options["val_positions"]`` (default :data:`DEFAULT_VAL_POSITIONS`) positions of the
-  validation split and scored against the PyTorch FP32 reference with
-  :func:`katadeploy.validate.metrics.compare` + ``selection_loss(metrics, "int8")``; ties (0 = comfortably inside
-  KataGo's FP16 limits) go to the smaller worst limit ratio. The per-method losses, ratios and the winner are
-  recorded; the winner is written even when it misses the limits (``passed`` says so, validation decides).
+  exact-board graphs; the bundled default holds 7x7, 9x9, 13x13, 19x19 and 9x13 positions in equal shares) records,
+  for every tensor the quantizer needs, its min/max (MinMax), a 2048-bin histogram of ``|x|`` (Percentile,
+  99.999%) and a 512-bin signed histogram (Entropy: onnxruntime's KL threshold search over 128 quantized bins).
+- ``smooth-gptq`` (the default method, :mod:`katadeploy.export.int8_repair`): per-channel smoothing of each node's
+  input (``options["int8_smooth_alpha"]``, default 0.5), MSE activation ranges, and GPTQ-rounded INT8 weights
+  written into the QDQ graph after ``quantize_static`` (``options["int8_bias_correction"]``: empirical bias
+  correction, off by default: it made the policy worse on g170-b6c96). The plain range methods ``minmax``,
+  ``percentile`` and ``entropy`` can be listed in ``options["int8_methods"]`` too.
+- Method choice: each candidate method is run with onnxruntime on up to ``options["val_positions"]`` (default
+  :data:`DEFAULT_VAL_POSITIONS`) positions of the validation split and scored against the PyTorch FP32 reference
+  with :func:`katadeploy.validate.metrics.compare` + ``selection_loss(metrics, "int8")``; ties (0 = comfortably
+  inside KataGo's FP16 limits) go to the smaller worst limit ratio.
+- Per-layer fallback (``options["mixed_precision"]``, default on; ``export --no-int8-fallback`` turns it off):
+  when the chosen graph misses the limits on the validation split, :func:`katadeploy.export.int8_fallback
+  .accuracy_fallback` returns single layers to float, ranked by the same score, until it passes, at most
+  ``options["int8_fallback_layers"]`` (12) layers, never below ``options["int8_min_fraction"]`` (0.8) of the MACs
+  in int8. The per-method losses, the fallback's ranking and steps, and the winner are recorded; the winner is
+  written even when it misses the limits (``passed`` says so, validation decides).
+
+Measured against PyTorch FP32 on the 80 oracle positions (2026-12-03, the bundled default calibration, defaults):
+g170-b6c96 worst 1.07x KataGo's FP16 limit (policy KL p99) at 80% int8 MACs (plain MinMax/Percentile/Entropy on
+19x19-only calibration: 9.3x); g170e-b15c192 4.84x (score stdev max on one random 13x13 position; policy KL p99
+2.1x) at 85% (plain PTQ: 221x).
 """
 
 from __future__ import annotations
@@ -67,7 +76,8 @@ CHUNK = 8  # calibration positions per onnxruntime batch
 #: range methods; ``smooth-gptq`` is :mod:`katadeploy.export.int8_repair` (smoothing, MSE ranges, GPTQ weights)
 METHODS = ("minmax", "percentile", "entropy", "smooth-gptq")
 REPAIR = "smooth-gptq"
-DEFAULT_METHODS = ("minmax", "percentile", "entropy")
+DEFAULT_METHODS = (REPAIR,)
+PLAIN_METHODS = ("minmax", "percentile", "entropy")
 QUANT_OPS = ("Conv", "MatMul", "Gemm")
 #: node roles whose Conv/MatMul/Gemm stay float
 FLOAT_ROLES = (
@@ -83,13 +93,13 @@ DEFAULT_VAL_POSITIONS = 128
 #: where activations get Q/DQ: the inputs of each quantized node (TensorRT's recommended placement, and 4x smaller
 #: policy errors on the test nets) or also its outputs (lets onnxruntime's CPU EP fuse QLinearConv)
 PLACEMENTS = ("inputs", "inputs+outputs")
-#: activation encodings: ``s8`` symmetric (the default, and what TensorRT's explicit quantization requires) or ``u8``
-#: asymmetric (every trunk conv input is a Mish/ReLU output that never goes far below 0, so symmetric int8 wastes
-#: half its codes; onnxruntime and OpenVINO run u8 x s8 kernels). Measured on g170-b6c96 (2026-12-02, oracle
-#: positions, MinMax ranges from a self-play calibration of 7x7-19x19 + 9x13): u8 5.0x KataGo's FP16 KL limit
-#: against s8 24.7x; with the 19x19-only default calibration and method selection u8 was worse (40x vs 9.3x), so
-#: u8 is opt-in until the calibration default covers every board size.
+#: activation encodings: ``u8`` asymmetric (the default: every trunk conv input is a Mish/ReLU output that never
+#: goes far below 0, so symmetric int8 wastes half its codes; onnxruntime and OpenVINO run u8 x s8 kernels) or ``s8``
+#: symmetric (what TensorRT's explicit quantization requires). Measured on g170-b6c96 (2026-12-02, oracle positions,
+#: MinMax ranges from a self-play calibration of 7x7-19x19 + 9x13): u8 5.0x KataGo's FP16 KL limit against s8
+#: 24.7x; smooth-gptq on the same data: u8 1.39x, s8 3.51x.
 ACTIVATIONS = ("u8", "s8")
+DEFAULT_ACTIVATIONS = "u8"
 PERCENTILE = 99.999
 PERCENTILE_BINS = 2048
 ENTROPY_BINS = 512
@@ -481,7 +491,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
     if placement not in PLACEMENTS:
         raise KatadeployError(f"unknown int8_placement {placement!r}; use {' or '.join(PLACEMENTS)}")
     quant_outputs = placement == "inputs+outputs"
-    activations = str(req.options.get("int8_activations", "s8")).lower()
+    activations = str(req.options.get("int8_activations", DEFAULT_ACTIVATIONS)).lower()
     if activations not in ACTIVATIONS:
         raise KatadeployError(f"unknown int8_activations {activations!r}; use {' or '.join(ACTIVATIONS)}")
     n_calib = int(req.options.get("calib_positions", DEFAULT_CALIB_POSITIONS))

@@ -135,7 +135,9 @@ def load_request(
         from katadeploy.data import calibration as C
 
         calib_path = (
-            Path(calib) if calib is not None else C.default_calibration_path(nn_size, progress=progress)
+            Path(calib)
+            if calib is not None
+            else C.default_calibration_path(nn_size, progress=progress, every_size=t.calibrates_every_board_size)
         )
         calib_set = C.load_calibration(calib_path)
         C.check_compatible(calib_set, model, nn_size, nn_size)

@@ -2,7 +2,7 @@
 
 Contract: :data:`TARGETS` maps every target name accepted by ``katadeploy export --target`` to a
 :class:`Target`: its artifact format, precision, file extension, the optional extra it needs, whether it needs
-calibration data, and the module (under :mod:`katadeploy.export`) that builds it. :func:`get_target` turns an
+calibration data (and whether its default set covers every board size), and the module (under :mod:`katadeploy.export`) that builds it. :func:`get_target` turns an
 unknown name into a clear error that lists the valid ones.
 """
 
@@ -25,6 +25,13 @@ class Target:
     @property
     def needs_calibration(self) -> bool:
         return self.precision == "int8"
+
+    @property
+    def calibrates_every_board_size(self) -> bool:
+        """Whether its default calibration adds the bundled self-play games (7x7-13x13, 9x13) to the 19x19 real
+        games. onnx-int8's smooth-gptq recipe needs them (g170-b6c96: 28.5x -> 1.07x KataGo's limit); the other
+        INT8 exporters' recipes were tuned on, and still pass only with, the 19x19-only set."""
+        return self.name == "onnx-int8"
 
 
 def _t(name: str, fmt: str, ext: str, extra: str, module: str) -> Target:

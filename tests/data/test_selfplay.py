@@ -66,7 +66,7 @@ def test_calibration_shares_positions_among_board_sizes(model, tmp_path):
     path = C.save_calibration(arrays, tmp_path / "sp.npz")
     cs = C.load_calibration(path)
     sizes = Counter(zip(cs.board_x.tolist(), cs.board_y.tolist()))
-    assert set(sizes) == {*SIZES, (19, 19)} and all(v == 15 for v in sizes.values()), sizes
+    assert sizes == {(19, 19): 15, **{sz: 15 for sz in SIZES}}, sizes  # equal shares
     assert set(cs.to_move) <= {"B", "W"} and len(cs.to_move) == len(cs)
     # the on-board mask holds exactly each position's board area (symmetries move it, never resize it)
     area = cs.spatial[:, 0].reshape(len(cs), -1).sum(axis=1)
@@ -114,13 +114,22 @@ def test_read_games_names_the_bad_line(tmp_path, games):
 
 
 def test_default_calibration_covers_every_board_size(monkeypatch, tmp_path):
-    """The bundled default: 19x19 from the real games, the other sizes from the bundled self-play games, shared
-    equally, splits disjoint by game."""
+    """The bundled default of every board size (onnx-int8's): 19x19 from the real games, the other sizes from the
+    bundled self-play games, equal shares, splits disjoint by game; the plain default stays 19x19 real games."""
     monkeypatch.setenv("KATADEPLOY_CACHE", str(tmp_path / "cache"))
-    cs = C.load_calibration(C.default_calibration_path(19, progress=False, positions=100))
+    cs = C.load_calibration(C.default_calibration_path(19, progress=False, positions=100, every_size=True))
     sizes = Counter(zip(cs.board_x.tolist(), cs.board_y.tolist()))
     assert sizes == {(7, 7): 20, (9, 9): 20, (13, 13): 20, (19, 19): 20, (9, 13): 20}, sizes
     real = [f for f in cs.info["game_files"] if not f.startswith("bundled/selfplay/")]
     assert real and all(f.endswith(".sgf") for f in real)
     calib, val = set(cs.game[cs.split == 0].tolist()), set(cs.game[cs.split == 1].tolist())
     assert calib and val and not calib & val
+    plain = C.load_calibration(C.default_calibration_path(19, progress=False, positions=40))
+    assert set(zip(plain.board_x.tolist(), plain.board_y.tolist())) == {(19, 19)}
+
+
+def test_size_shares():
+    assert C.size_shares([(7, 7), (9, 9), (19, 19)], 100) == [34, 33, 33]
+    assert C.size_shares([(7, 7), (9, 9), (13, 13)], 10) == [4, 3, 3]
+    assert C.size_shares([(19, 19)], 7) == [7]
+    assert sum(C.size_shares([(5, 5), (7, 7), (19, 19), (9, 13)], 61)) == 61

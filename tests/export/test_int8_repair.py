@@ -18,10 +18,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from katadeploy.artifact import read_manifest
 from katadeploy.export import int8_repair as R
 from katadeploy.export.onnx_int8 import CalibrationReader, _augmented, _quantize, _session
 from tests.export.artifacts import (
     NETS,
+    RESNET,
     artifact_builder,
     assert_honest_int8_label,
     int8_known_failure,
@@ -164,16 +166,16 @@ def test_repaired_graph_is_the_same_function_and_runs_the_repaired_weights(tmp_p
 
 
 # ---------------------------------------------------------------------------------------------- the small nets
-REPAIR_OPTIONS = {"calib_positions": 64, "val_positions": 32, "int8_methods": "smooth-gptq", "int8_activations": "u8"}
+REPAIR_OPTIONS = {"calib_positions": 64, "val_positions": 32}  # the default recipe: smooth-gptq, u8, fallback
 artifact = artifact_builder({"onnx-int8": REPAIR_OPTIONS})
 
-#: regression ceilings of the smooth-gptq recipe (worst limit ratio on the 80 oracle positions, bundled 19x19 game
-#: calibration of 64 positions), about 1.5x what was measured on 2026-12-03 (see test_onnx's INT8_CEILING for plain
-#: PTQ on the same data: 14x / 25x / 125x)
-REPAIR_CEILING = {
-    "g170-b6c96-s175395328-d26788732": 5.0,
-    "b7c96h6kv3qk32v16tflrs-fson-bnh": 25.0,
-    "b7c96h3tfrs-test5-cnorm": 125.0,
+#: regression ceilings of the default recipe (smooth-gptq, u8, per-layer fallback; worst limit ratio on the 80 oracle
+#: positions, the bundled default calibration of every board size, 64 positions), 1.5x what was measured; plain PTQ
+#: on the same data (test_onnx's INT8_CEILING): 10.2x / 11.4x / 78.4x
+REPAIR_CEILING = {  # measured 2026-12-03: 1.18x (policy KL p99, 80% int8 MACs), 6.15x, 17.7x
+    "g170-b6c96-s175395328-d26788732": 1.8,
+    "b7c96h6kv3qk32v16tflrs-fson-bnh": 9.2,
+    "b7c96h3tfrs-test5-cnorm": 26.5,
 }
 REPAIR_MISSES = "smooth-gptq INT8 (smoothing, MSE ranges, GPTQ) still misses KataGo's FP16 limits here"
 
@@ -183,5 +185,12 @@ def test_smooth_gptq_int8_on_the_small_nets(out_dir, stem):
     path = artifact(out_dir, stem, "onnx-int8")
     d = json.loads(Path(str(path) + ".json").read_text())["details"]["int8"]
     assert d["method"] == "smooth-gptq" and d["repair"]["patched_nodes"] == d["repair"]["repaired_nodes"] > 0
-    assert_honest_int8_label(path, stem, all_trunk=True)
+    q = read_manifest(path).quantization
+    floated = d.get("fallback", {}).get("floated", [])
+    before = d.get("fallback", {}).get("before", {}).get("int8_mac_fraction", q["int8_mac_fraction"])
+    floor = 0.8 if before >= 0.8 else 0.8 * before  # transformers start below 0.8 (attention stays float)
+    assert q["int8_mac_fraction"] >= floor - 1e-9 and len(floated) <= 12
+    assert set(floated) <= set(q["float_layer_names"])
+    if stem == RESNET:  # MACs counted on the torch port (ResNets only)
+        assert_honest_int8_label(path, stem, all_trunk=not floated)
     int8_known_failure(oracle_metrics(path, stem), REPAIR_CEILING[stem], REPAIR_MISSES)

@@ -48,7 +48,12 @@ from tests.golden_check import GATES, assert_within_gates, golden_errors
 
 # the acceptance gates of tests/model/test_oracle.py (goldens are printed to ~6 decimals)
 #: INT8 calibration kept small so the suite stays quick (the artifact is then judged on the oracle positions)
-INT8_OPTIONS = {"calib_positions": 64, "val_positions": 32}
+#: plain PTQ (the pre-repair recipe: range methods only, s8 activations, no fallback, every trunk layer int8), held by
+#: its own ceilings; the default smooth-gptq recipe is tests/export/test_int8_repair.py's
+INT8_OPTIONS = {
+    "calib_positions": 64, "val_positions": 32, "int8_methods": "minmax,percentile,entropy",
+    "int8_activations": "s8", "mixed_precision": False, "int8_gpool_float": False,
+}  # fmt: skip
 artifact = artifact_builder({"onnx-int8": INT8_OPTIONS})
 
 
@@ -175,11 +180,12 @@ INT8_KNOWN_FAILURE = (
 )
 
 
-#: regression ceilings (worst limit ratio on the oracle positions), set at 1.5x what was measured on 2026-12-02
-INT8_CEILING = {  # measured: 9.33x, 16.9x, 82.1x (policy KL p99)
-    "g170-b6c96-s175395328-d26788732": 14.0,
-    "b7c96h6kv3qk32v16tflrs-fson-bnh": 25.0,
-    "b7c96h3tfrs-test5-cnorm": 125.0,
+#: regression ceilings (worst limit ratio on the oracle positions, plain PTQ on the bundled default calibration of
+#: every board size), about 1.5x what was measured on 2026-12-03
+INT8_CEILING = {  # measured: 10.2x, 11.4x, 78.4x (policy KL p99)
+    "g170-b6c96-s175395328-d26788732": 15.0,
+    "b7c96h6kv3qk32v16tflrs-fson-bnh": 17.0,
+    "b7c96h3tfrs-test5-cnorm": 118.0,
 }
 
 
