@@ -37,6 +37,15 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def g170_path(shared_dir: Path) -> Path:
+    """The small g170-b6c96 test net of ``shared/models`` (the search and match tests' net); skips if missing."""
+    path = shared_dir / "models" / "g170-b6c96-s175395328-d26788732.bin.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} missing")
+    return path
+
+
+@pytest.fixture(scope="session")
 def oracle_positions_path() -> Path:
     return SHARED / "oracle" / "positions.jsonl"
 

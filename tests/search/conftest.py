@@ -6,16 +6,6 @@ from pathlib import Path
 
 import pytest
 
-NET = "g170-b6c96-s175395328-d26788732.bin.gz"
-
-
-@pytest.fixture(scope="session")
-def g170_path(shared_dir: Path) -> Path:
-    path = shared_dir / "models" / NET
-    if not path.is_file():
-        pytest.skip(f"{path} missing")
-    return path
-
 
 @pytest.fixture(scope="session")
 def g170(g170_path: Path):
