@@ -22,23 +22,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 from typing import Any
 
 #: Modules providing ``register_bench(bench_subparsers)`` (skipped while they do not exist).
 BENCH_COMMAND_MODULES: tuple[str, ...] = ("katadeploy.bench.nn_commands",)
 
 
-def _write(path: str, text: str) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text, encoding="utf-8")
-    return p
-
-
 def _backends(args: argparse.Namespace, positions: list[dict[str, Any]], progress: bool) -> int:
     from katadeploy.bench import engine_compare as ec
     from katadeploy.bench.engine_report import format_markdown, write_plot
+    from katadeploy.bench.report_output import emit, text_writer
     from katadeploy.engine import katago as kg
 
     binary = None
@@ -57,14 +50,8 @@ def _backends(args: argparse.Namespace, positions: list[dict[str, Any]], progres
         position_timeout=args.timeout,
     )  # fmt: skip
     md = format_markdown(result)
-    sys.stdout.write(md)
-    sys.stdout.flush()
-    if args.markdown:
-        print(f"katadeploy: wrote {_write(args.markdown, md)}", file=sys.stderr)
-    if args.json:
-        print(f"katadeploy: wrote {ec.write_json(result, args.json)}", file=sys.stderr)
-    if args.plot:
-        print(f"katadeploy: wrote {write_plot(result, args.plot)}", file=sys.stderr)
+    emit(md, [(args.markdown, text_writer(md)), (args.json, lambda p: ec.write_json(result, p)),
+              (args.plot, lambda p: write_plot(result, p))])  # fmt: skip
     return 0
 
 
@@ -97,9 +84,9 @@ def _engine(args: argparse.Namespace) -> int:
         progress=progress,
         position_timeout=args.timeout,
     )
-    print(be.format_table(result))
-    if args.json:
-        print(f"wrote {be.write_json(result, args.json)}", file=sys.stderr)
+    from katadeploy.bench.report_output import emit
+
+    emit(be.format_table(result) + "\n", [(args.json, lambda p: be.write_json(result, p))])
     return 0
 
 

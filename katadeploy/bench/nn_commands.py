@@ -12,24 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from katadeploy.argtypes import add_artifacts_argument, batch_list, inflight_list
 from katadeploy.bench.nn import DEFAULT_SECONDS, KATAGO_VISITS, WORKER_TIMEOUT_S
 
 
-def _write(path: str, text: str) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text, encoding="utf-8")
-    return p
-
-
 def cmd_bench_nn(args: argparse.Namespace) -> int:
     from katadeploy.bench.nn import parse_baseline, run_nn_bench
     from katadeploy.bench.nn_report import format_markdown, write_plot
+    from katadeploy.bench.report_output import emit, text_writer
 
     progress = not args.quiet
     baselines = [parse_baseline(b) for b in args.baseline]
@@ -46,15 +38,9 @@ def cmd_bench_nn(args: argparse.Namespace) -> int:
         baselines=baselines, progress=progress,
     )  # fmt: skip
     md = format_markdown(result)
-    sys.stdout.write(md)
-    sys.stdout.flush()
-    if args.markdown:
-        print(f"katadeploy: wrote {_write(args.markdown, md)}", file=sys.stderr)
-    if args.json:
-        text = json.dumps(result.to_dict(), indent=2) + "\n"
-        print(f"katadeploy: wrote {_write(args.json, text)}", file=sys.stderr)
-    if args.plot:
-        print(f"katadeploy: wrote {write_plot(result, args.plot)}", file=sys.stderr)
+    emit(md, [(args.markdown, text_writer(md)),
+              (args.json, text_writer(json.dumps(result.to_dict(), indent=2) + "\n")),
+              (args.plot, lambda p: write_plot(result, p))])  # fmt: skip
     return 0
 
 

@@ -1,4 +1,4 @@
-"""CLI: ``katadeploy export MODEL --target T [--target T2 ...] [--calib F] -o DIR``.
+"""CLI: ``katadeploy export MODEL --target T [--target T2 ...] [--calib F] -o DIR`` and ``katadeploy qat MODEL``.
 
 Contract: builds each requested target with :func:`katadeploy.export.request.export_artifact` and prints the
 artifact paths (one per line) on stdout; progress and notes go to stderr. ``--target all-cpu`` builds every target
@@ -47,6 +47,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_export)
+    _register_qat(sub)
+
+
+def _register_qat(sub: argparse._SubParsersAction) -> None:
+    from katadeploy.export import int8_qat
+
+    p = sub.add_parser(
+        "qat",
+        help="distillation quantization-aware training of the onnx-int8 weights (cached; export reuses it)",
+        description="Trains the smooth-gptq INT8 weights against the FP32 net on the calibration positions of every "
+        "board size, caches them by net sha256 and recipe, and writes the onnx-int8 artifact (QDQ, read by "
+        "onnxruntime, OpenVINO and TensorRT). A later `katadeploy export -t onnx-int8` with the same recipe "
+        "reuses the cached weights.",
+    )  # fmt: skip
+    p.add_argument("model", nargs="?", help="model file, URL or known name (default: the manifest's default net)")
+    p.add_argument("-model", dest="model_opt", metavar="MODEL", help="the same, KataGo style")
+    p.add_argument("--calib", help="calibration .npz from `katadeploy calibrate` (default: bundled, every size)")
+    p.add_argument("-o", "--output-dir", default="artifacts")
+    p.add_argument("--steps", type=int, default=int8_qat.DEFAULT_STEPS, help="training steps (default %(default)s)")
+    p.add_argument("--batch", type=int, default=int8_qat.DEFAULT_BATCH, help="positions per step (default %(default)s)")
+    p.add_argument("--lr", type=float, default=int8_qat.DEFAULT_LR,
+                   help="Adam step in INT8 grid units (default %(default)s)")  # fmt: skip
+    p.add_argument("--positions", type=int, default=int8_qat.DEFAULT_POSITIONS,
+                   help="calibration positions trained on (default %(default)s)")  # fmt: skip
+    p.add_argument("--option", action="append", default=[], type=exporter_option, metavar="KEY=VALUE",
+                   help="any onnx-int8 exporter option (repeatable)")  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_qat)
 
 
 def exporter_option(text: str) -> tuple[str, Any]:
@@ -85,4 +113,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         )  # fmt: skip
         print(path)
         sys.stdout.flush()
+    return 0
+
+
+def cmd_qat(args: argparse.Namespace) -> int:
+    from katadeploy.errors import KatadeployError
+    from katadeploy.export.request import export_artifact
+    from katadeploy.model.source import open_net
+
+    if args.model and args.model_opt:
+        raise KatadeployError("give the model once (positional or -model)")
+    options = dict(args.option)
+    options.update(int8_qat="on", int8_qat_steps=args.steps, int8_qat_batch=args.batch, int8_qat_lr=args.lr,
+                   int8_qat_positions=args.positions)  # fmt: skip
+    net = open_net(args.model or args.model_opt, quiet=args.quiet)
+    path = export_artifact(net, "onnx-int8", args.output_dir, calib=args.calib, progress=not args.quiet,
+                           options=options)  # fmt: skip
+    print(path)
     return 0

@@ -68,6 +68,8 @@ class Layer:
     range: tuple[float, float] | None = None
     q: np.ndarray | None = None  # int8 weights, shape of the (smoothed) weight
     w_scale: np.ndarray | None = None  # per output channel
+    u: np.ndarray | None = None  # GPTQ's pre-rounding values in grid units (rounding them gives q)
+    a_scale: float | None = None  # a trained input scale (QAT) that replaces the one quantize_static computed
     bias: np.ndarray | None = None  # the float bias, when the node has one (corrected when bias_corrected)
     bias_corrected: bool = False
 
@@ -134,9 +136,11 @@ def mse_range(values: np.ndarray, lo: float, hi: float, activations: str) -> tup
     return best[1]
 
 
-def gptq(w: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gptq(w: np.ndarray, h: np.ndarray, return_pre: bool = False) -> Any:
     """GPTQ rounding of ``w`` ``[rows, cols]`` to symmetric per-row INT8 with input Hessian ``h`` ``[cols, cols]``.
-    Returns ``(int8 values, per-row scale)``."""
+    Returns ``(int8 values, per-row scale)``, plus with ``return_pre`` the value each weight had in grid units just
+    before it was rounded (after the error feedback of the columns before it): rounding those gives the INT8
+    values, and QAT starts from them (:mod:`katadeploy.export.int8_qat`)."""
     import torch
 
     W = torch.from_numpy(w.astype(np.float64)).clone()
@@ -151,6 +155,7 @@ def gptq(w: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise KatadeployError(f"GPTQ: the layer's input Hessian is singular ({exc})") from exc
     scale = (W.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
     q = torch.zeros_like(W)
+    pre = torch.zeros_like(W)
     n = W.shape[1]
     for i1 in range(0, n, GPTQ_BLOCK):
         i2 = min(i1 + GPTQ_BLOCK, n)
@@ -161,11 +166,13 @@ def gptq(w: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             col = w1[:, i]
             qi = torch.clamp(torch.round(col / scale), -127, 127)
             q[:, i1 + i] = qi
+            pre[:, i1 + i] = col / scale
             e = (col - qi * scale) / hi[i, i]
             w1[:, i:] -= e.unsqueeze(1) @ hi[i, i:].unsqueeze(0)
             err[:, i] = e
         W[:, i2:] -= err @ hinv[i1:i2, i2:]
-    return q.numpy().astype(np.int8), scale.numpy().astype(np.float32)
+    out = (q.numpy().astype(np.int8), scale.numpy().astype(np.float32))
+    return (*out, pre.numpy().clip(-127.49, 127.49).astype(np.float32)) if return_pre else out
 
 
 def _cols(x: np.ndarray, layer: Layer) -> np.ndarray:
@@ -326,8 +333,9 @@ def plan_repair(
             w = weights[la.weight]
             assert la.s is not None
             ws = _smoothed_weight(w, la.s, la.kind)
-            q, scale = gptq(_rows(ws, la.kind), hess.pop(la.node))
+            q, scale, pre = gptq(_rows(ws, la.kind), hess.pop(la.node), return_pre=True)
             la.q = _from_rows(q, ws.shape, la.kind)
+            la.u = _from_rows(pre, ws.shape, la.kind)
             la.w_scale = scale
             f_sum, q_sum, count = col_sums[la.node]
             if bias_correction and la.kind == "conv" and count:
@@ -410,6 +418,12 @@ def apply_weights(qdq: Any, repair: Repair) -> int:
             raise KatadeployError(f"INT8 repair: {la.node} weight is {old.dtype}{old.shape}, not int8{la.q.shape}")
         put(wq, la.q)
         put(ws, la.w_scale.astype(np.float32))
+        if la.a_scale is not None:  # the input's QuantizeLinear and DequantizeLinear read the same scale
+            x_dq = producer[node.input[0]]
+            x_q = producer.get(x_dq.input[0])
+            for n in (x_dq, x_q):
+                if n is not None and n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                    put(n.input[1], np.array(la.a_scale, np.float32))
         if len(node.input) > 2 and node.input[2]:
             bq, bs, *_ = dq_inputs(node.input[2])
             if la.bias is None:

@@ -28,6 +28,11 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   written into the QDQ graph after ``quantize_static`` (``options["int8_bias_correction"]``: empirical bias
   correction, off by default: it made the policy worse on g170-b6c96). The plain range methods ``minmax``,
   ``percentile`` and ``entropy`` can be listed in ``options["int8_methods"]`` too.
+- QAT (``options["int8_qat"]``: ``auto``, the default, reuses cached weights; ``on`` trains; ``off``): distillation
+  quantization-aware training of the ``smooth-gptq`` INT8 weights (:mod:`katadeploy.export.int8_qat`, recipe options
+  ``int8_qat_steps/batch/lr/power/range_lr/positions``), cached per net sha256 and recipe, so ``katadeploy qat``
+  trains once and ``export`` reuses it. The trained weights replace GPTQ's only when they score better on the
+  validation split; ``details["int8"]["repair"]["qat"]`` records both scores and whether they were used.
 - Method choice: each candidate method is run with onnxruntime on up to ``options["val_positions"]`` (default
   :data:`DEFAULT_VAL_POSITIONS`) positions of the validation split and scored against the PyTorch FP32 reference
   with :func:`katadeploy.validate.metrics.compare` + ``selection_loss(metrics, "int8")``; ties (0 = comfortably
@@ -372,8 +377,9 @@ def _repaired(
     out: Path,
     outputs: bool,
     activations: str,
-) -> tuple[dict[str, Any], Any]:
-    """The ``smooth-gptq`` candidate (its summary and the smoothed float graph): :func:`katadeploy.export.int8_repair.plan_repair` on the pre-processed graph,
+) -> tuple[dict[str, Any], Any, Any]:
+    """The ``smooth-gptq`` candidate (its summary, the smoothed float graph and the :class:`~katadeploy.export
+    .int8_repair.Repair`): :func:`katadeploy.export.int8_repair.plan_repair` on the pre-processed graph,
     ``quantize_static`` of the smoothed graph with the repaired ranges (min-max for any other tensor), then the
     GPTQ weights written into the QDQ graph."""
     import onnx
@@ -401,7 +407,80 @@ def _repaired(
     patched = int8_repair.apply_weights(qdq, repair)
     onnx.save(qdq, str(out))
     summary = {**repair.summary(), "patched_nodes": patched, "seconds": round(time.perf_counter() - t0, 2)}
-    return summary, repair.proto
+    return summary, repair.proto, repair
+
+
+#: ``options["int8_qat"]``: ``auto`` (the default) reuses weights that ``katadeploy qat`` trained for this net and
+#: recipe when they are cached, ``on`` trains them when they are not, ``off`` never uses QAT
+QAT_MODES = ("auto", "on", "off")
+
+
+def _qat_mode(req: ExportRequest) -> str:
+    raw = req.options.get("int8_qat", "auto")
+    mode = ("on" if raw else "off") if isinstance(raw, bool) else str(raw).lower()
+    if mode not in QAT_MODES:
+        raise KatadeployError(f"unknown int8_qat {raw!r}; use {', '.join(QAT_MODES)}")
+    return mode
+
+
+def _qat(
+    req: ExportRequest, repair: Any, pre_proto: Any, out: Path, activations: str, scorer: Any, gptq_loss: float
+) -> tuple[dict[str, Any], float, Any] | None:
+    """Distillation QAT (:mod:`katadeploy.export.int8_qat`) of the ``smooth-gptq`` weights in ``out``, trained or
+    taken from the cache; the trained weights replace the GPTQ ones only when they score better on the validation
+    split. Returns the QAT record with the loss and metrics of the graph now in ``out``, or None when QAT is off (or
+    ``auto`` without a cache entry)."""
+    import copy
+
+    import onnx
+
+    from katadeploy.export import int8_qat
+
+    mode = _qat_mode(req)
+    if mode == "off":
+        return None
+    recipe = int8_qat.Recipe.from_options(req.options)
+    n_pos = int(req.options.get("int8_qat_positions", int8_qat.DEFAULT_POSITIONS))
+    source = str(req.calib_path or "the calibration data")
+    extra = {"calibration": getattr(req.calib, "sha256", None) or source, "positions": n_pos,
+             "activations": activations, "exact": req.exact, "nn": [req.nn_x, req.nn_y]}  # fmt: skip
+    key = int8_qat.cache_key(req.model_sha256, recipe, repair, extra)
+    path = int8_qat.cache_path(req.model.name, key)
+    gptq_state = [(la.q, la.w_scale, la.a_scale) for la in repair.layers]
+    gptq_proto = copy.deepcopy(repair.proto)
+    qdq = onnx.load(str(out))
+    summary = int8_qat.load_cached(path, repair)
+    if summary is not None:
+        req.log(f"int8: QAT weights from the cache ({path})")
+        record: dict[str, Any] = {**summary, "cached": str(path)}
+    elif mode == "auto":
+        return None
+    else:
+        positions = calibration_split(req.calib, "calib", req.model, exact=req.exact, limit=n_pos, source=source)
+        result = int8_qat.train(req.model, repair, qdq, pre_proto, positions, recipe, req.exact, req.log,
+                                req.progress)  # fmt: skip
+        int8_qat.save_cached(path, repair, result)
+        record = {**result.summary(), "cache": str(path)}
+    int8_repair.apply_weights(qdq, repair)
+    trial = out.with_name(out.stem + "-qat.onnx")
+    onnx.save(qdq, str(trial))
+    loss, metrics = scorer.score(_candidate(trial, req, req.options.get("threads")))
+    worst = metrics.worst("int8")
+    record.update(val_loss=float(loss), val_loss_gptq=float(gptq_loss), worst={"metric": worst.metric,
+                  "stat": worst.stat, "ratio": float(worst.ratio)})  # fmt: skip
+    better = float(loss) < float(gptq_loss) or (float(loss) == float(gptq_loss) == 0.0)
+    record["used"] = bool(better)
+    if better:
+        trial.replace(out)
+        req.log(f"int8: QAT: loss {loss:.4f} on the validation split (smooth-gptq {gptq_loss:.4f}) <- used")
+        return record, float(loss), metrics
+    else:
+        for la, (q, ws, a) in zip(repair.layers, gptq_state):
+            la.q, la.w_scale, la.a_scale = q, ws, a
+        repair.proto.CopyFrom(gptq_proto)
+        req.log(f"int8: QAT: loss {loss:.4f} on the validation split is no better than smooth-gptq's "
+                f"{gptq_loss:.4f}; kept the GPTQ weights")  # fmt: skip
+    return record, float(gptq_loss), None
 
 
 def _candidate(path: Path, req: ExportRequest, threads: int | None) -> Any:
@@ -528,12 +607,18 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             for m in methods:
                 out = tmp / f"int8-{m}.onnx"
                 if m == REPAIR:
-                    repair_details, repair_proto = _repaired(req, pre_proto, quantize, reader, collector, tmp,
-                                                             out, quant_outputs, activations)  # fmt: skip
+                    repair_details, repair_proto, repair = _repaired(req, pre_proto, quantize, reader, collector,
+                                                                     tmp, out, quant_outputs, activations)  # fmt: skip
                 else:
                     with contextlib.redirect_stdout(sys.stderr):
                         _quantize(pre, out, m, collector.ranges(m), quantize, tmp, quant_outputs, activations)
                 loss, metrics = scorer.score(_candidate(out, req, req.options.get("threads")))
+                if m == REPAIR and repair_details is not None:
+                    qat = _qat(req, repair, pre_proto, out, activations, scorer, float(loss))
+                    if qat is not None:
+                        repair_details["qat"] = qat[0]
+                        if qat[2] is not None:
+                            loss, metrics = qat[1], qat[2]
                 worst = metrics.worst("int8")
                 results[m] = {
                     "loss": float(loss),

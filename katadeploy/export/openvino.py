@@ -48,7 +48,8 @@ Contract: :func:`export` ``(req)`` writes the IR pair ``<stem>.xml`` (the artifa
 
 Options (``req.options``): ``calib_positions`` (default 300), ``val_positions`` (default 256), ``recipes`` (list of
 recipe names, default :data:`DEFAULT_RECIPES`), ``mixed_precision`` (bool, default True), ``threads``,
-``bf16_check`` (bool, default True).
+``bf16_check`` (bool, default True), ``int8_source`` (``nncf``, the default, or ``onnx-qdq``: the ``onnx-int8`` QDQ
+graph read by OpenVINO, :mod:`katadeploy.export.openvino_qdq`, calibrated on every board size like onnx-int8).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ from katadeploy.export.macs import Row, conv_macs, matmul_macs
 from katadeploy.export.macs import summarize as summarize_macs
 from katadeploy.export.node_roles import node_role
 from katadeploy.export.request import ExportRequest
+from katadeploy.export.targets import INT8_SOURCE_QDQ, int8_source
 from katadeploy.extras import require
 from katadeploy.model.desc import ModelDesc
 from katadeploy.progress import Progress
@@ -728,7 +730,13 @@ def export(req: ExportRequest) -> Path:
         details["weights"] = "fp16 (compress_to_fp16)"
         details["inference_precision"], details["bf16_check"] = choose_fp16_precision(req, om)
     elif precision == "int8":
-        om, details["int8"] = quantize_int8(req, om)
+        if int8_source(req.options) == INT8_SOURCE_QDQ:
+            from katadeploy.export.openvino_qdq import from_onnx_qdq
+
+            om, details["int8"] = from_onnx_qdq(req)
+            details["source_graph"] = "onnx-int8 QDQ graph (ov.convert_model of the ONNX file)"
+        else:
+            om, details["int8"] = quantize_int8(req, om)
         details["weights"] = "int8 per-channel (quantized layers), fp32 (float layers)"
         details["inference_precision"] = "f32"
     else:

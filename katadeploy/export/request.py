@@ -18,7 +18,7 @@ from typing import Any
 
 from katadeploy.artifact import ArtifactManifest, TensorSpec, write_manifest
 from katadeploy.errors import KatadeployError
-from katadeploy.export.targets import Target, get_target
+from katadeploy.export.targets import Target, every_board_size, get_target
 from katadeploy.model.desc import ModelDesc
 from katadeploy.model.source import Net, open_net
 from katadeploy.progress import log
@@ -137,7 +137,7 @@ def load_request(
         calib_path = (
             Path(calib)
             if calib is not None
-            else C.default_calibration_path(nn_size, progress=progress, every_size=t.calibrates_every_board_size)
+            else C.default_calibration_path(nn_size, progress=progress, every_size=every_board_size(t, options))
         )
         calib_set = C.load_calibration(calib_path)
         C.check_compatible(calib_set, model, nn_size, nn_size)

@@ -34,6 +34,26 @@ class Target:
         return self.name == "onnx-int8"
 
 
+#: ``options["int8_source"]`` of openvino-int8: NNCF's PTQ of the torch graph (default) or the onnx-int8 QDQ graph
+INT8_SOURCES = ("nncf", "onnx-qdq")
+INT8_SOURCE_QDQ = "onnx-qdq"
+
+
+def int8_source(options: dict | None) -> str:
+    raw = str((options or {}).get("int8_source", INT8_SOURCES[0])).lower()
+    if raw not in INT8_SOURCES:
+        raise KatadeployError(f"unknown int8_source {raw!r}; use {' or '.join(INT8_SOURCES)}")
+    return raw
+
+
+def every_board_size(target: Target, options: dict | None) -> bool:
+    """Whether ``target``'s default calibration covers every board size: onnx-int8, and openvino-int8 built from
+    onnx-int8's QDQ graph (``int8_source=onnx-qdq``)."""
+    return target.calibrates_every_board_size or (
+        target.name == "openvino-int8" and int8_source(options) == INT8_SOURCE_QDQ
+    )
+
+
 def _t(name: str, fmt: str, ext: str, extra: str, module: str) -> Target:
     return Target(name, fmt, name.rsplit("-", 1)[1], ext, extra, module)
 

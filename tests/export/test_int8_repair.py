@@ -166,7 +166,7 @@ def test_repaired_graph_is_the_same_function_and_runs_the_repaired_weights(tmp_p
 
 
 # ---------------------------------------------------------------------------------------------- the small nets
-REPAIR_OPTIONS = {"calib_positions": 64, "val_positions": 32}  # the default recipe: smooth-gptq, u8, fallback
+REPAIR_OPTIONS = {"calib_positions": 64, "val_positions": 32, "int8_qat": "off"}  # smooth-gptq, u8, fallback; no QAT
 artifact = artifact_builder({"onnx-int8": REPAIR_OPTIONS})
 
 #: regression ceilings of the default recipe (smooth-gptq, u8, per-layer fallback; worst limit ratio on the 80 oracle
