@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from katadeploy.errors import KatadeployError
-from katadeploy.export.int8_repair import Repair, _from_rows, _rows
+from katadeploy.export.int8_repair import Repair, from_rows, rows
 from katadeploy.model.desc import ModelDesc
 from katadeploy.progress import Progress
 
@@ -273,11 +273,11 @@ def _student(model: ModelDesc, repair: Repair, qdq: Any, pre_weights: dict[str, 
             )
         kind = la.kind
         w_t = base.weight.detach().numpy()
-        c = _fold_factor(_rows(pre_weights[la.node], kind), w_t.reshape(w_t.shape[0], -1), la.node)
+        c = _fold_factor(rows(pre_weights[la.node], kind), w_t.reshape(w_t.shape[0], -1), la.node)
         assert la.w_scale is not None
         ws_t = la.w_scale.astype(np.float64) / np.abs(c)
         init = la.u if start == "pre" and la.u is not None else la.q.astype(np.float32)  # both round to la.q
-        u0 = _rows(init, kind) * np.sign(c)[:, None]
+        u0 = rows(init, kind) * np.sign(c)[:, None]
         a_scale, a_zp, a_type = _qdq_input_params(qdq, la.node)
         module = fake(base, u0.reshape(w_t.shape), ws_t, 1.0 / la.s, a_scale, a_zp, a_type)
         parent_path, _, attr = path.rpartition(".")
@@ -335,10 +335,10 @@ def _crop_groups(spatial: np.ndarray) -> dict[tuple[int, int, int, int], np.ndar
     on = spatial[:, 0] > 0.5
     groups: dict[tuple[int, int, int, int], list[int]] = {}
     for i, m in enumerate(on):
-        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-        if not len(rows):
+        r_idx, c_idx = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if not len(r_idx):
             continue
-        groups.setdefault((int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1), []).append(i)
+        groups.setdefault((int(r_idx[0]), int(r_idx[-1]) + 1, int(c_idx[0]), int(c_idx[-1]) + 1), []).append(i)
     return {k: np.asarray(v) for k, v in groups.items()}
 
 
@@ -477,10 +477,10 @@ def train(
         latent = m.module.u.detach().numpy().reshape(m.module.u.shape[0], -1) * np.sign(m.c)[:, None]
         q_rows = np.clip(np.rint(latent), -127, 127).astype(np.int8)
         shape = la.q.shape
-        la.q = _from_rows(q_rows, shape, la.kind)
-        la.u = _from_rows(latent.clip(-127.49, 127.49).astype(np.float32), shape, la.kind)  # rounds to la.q
+        la.q = from_rows(q_rows, shape, la.kind)
+        la.u = from_rows(latent.clip(-127.49, 127.49).astype(np.float32), shape, la.kind)  # rounds to la.q
         assert la.w_scale is not None
-        deq = _from_rows(q_rows.astype(np.float32) * la.w_scale[:, None], shape, la.kind).astype(np.float32)
+        deq = from_rows(q_rows.astype(np.float32) * la.w_scale[:, None], shape, la.kind).astype(np.float32)
         if la.weight in new_inits:
             new_inits[la.weight].CopyFrom(numpy_helper.from_array(deq, la.weight))
         if recipe.range_lr > 0:
@@ -543,9 +543,9 @@ def load_cached(path: Path, repair: Repair) -> dict[str, Any] | None:
     for q, a, la in zip(qs, scales, repair.layers):
         la.q, la.a_scale, la.u = q, a, None
         assert la.w_scale is not None
-        rows = _rows(q.astype(np.float32), la.kind) * la.w_scale[:, None]
+        wr = rows(q.astype(np.float32), la.kind) * la.w_scale[:, None]
         if la.weight in inits:
-            inits[la.weight].CopyFrom(numpy_helper.from_array(_from_rows(rows, q.shape, la.kind).astype(np.float32),
+            inits[la.weight].CopyFrom(numpy_helper.from_array(from_rows(wr, q.shape, la.kind).astype(np.float32),
                                                               la.weight))  # fmt: skip
     return summary
 

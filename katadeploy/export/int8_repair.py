@@ -237,13 +237,14 @@ def _smoothed_weight(w: np.ndarray, s: np.ndarray, kind: str) -> np.ndarray:
     return (w * s.reshape(1, -1, 1, 1)) if kind == "conv" else (w * s.reshape(-1, 1))
 
 
-def _rows(w: np.ndarray, kind: str) -> np.ndarray:
+def rows(w: np.ndarray, kind: str) -> np.ndarray:
     """Weight as GEMM rows ``[out, K]`` in :func:`_cols` order."""
     return w.reshape(w.shape[0], -1) if kind == "conv" else w.T
 
 
-def _from_rows(rows: np.ndarray, shape: tuple[int, ...], kind: str) -> np.ndarray:
-    return rows.reshape(shape) if kind == "conv" else rows.T.reshape(shape)
+def from_rows(r: np.ndarray, shape: tuple[int, ...], kind: str) -> np.ndarray:
+    """The inverse of :func:`rows`: GEMM rows back to the weight's own ``shape``."""
+    return r.reshape(shape) if kind == "conv" else r.T.reshape(shape)
 
 
 #: ``run(tensors, label)`` yields ``{tensor: value}`` for each calibration chunk of the float graph
@@ -333,15 +334,15 @@ def plan_repair(
             w = weights[la.weight]
             assert la.s is not None
             ws = _smoothed_weight(w, la.s, la.kind)
-            q, scale, pre = gptq(_rows(ws, la.kind), hess.pop(la.node), return_pre=True)
-            la.q = _from_rows(q, ws.shape, la.kind)
-            la.u = _from_rows(pre, ws.shape, la.kind)
+            q, scale, pre = gptq(rows(ws, la.kind), hess.pop(la.node), return_pre=True)
+            la.q = from_rows(q, ws.shape, la.kind)
+            la.u = from_rows(pre, ws.shape, la.kind)
             la.w_scale = scale
             f_sum, q_sum, count = col_sums[la.node]
             if bias_correction and la.kind == "conv" and count:
                 # E[y_q - y] per output channel (exact: the conv is linear in its columns), removed via the bias
-                wq = _rows(la.q.astype(np.float64), la.kind) * scale.astype(np.float64)[:, None]
-                shift = (wq @ (q_sum / count)) - (_rows(ws.astype(np.float64), la.kind) @ (f_sum / count))
+                wq = rows(la.q.astype(np.float64), la.kind) * scale.astype(np.float64)[:, None]
+                shift = (wq @ (q_sum / count)) - (rows(ws.astype(np.float64), la.kind) @ (f_sum / count))
                 la.bias = (la.bias if la.bias is not None else 0.0) - shift
                 la.bias_corrected = True
             bar.advance()
@@ -443,8 +444,10 @@ __all__ = [
     "apply_weights",
     "fake_quant",
     "find_layers",
+    "from_rows",
     "gptq",
     "mse_range",
     "plan_repair",
+    "rows",
     "smoothing_scales",
 ]

@@ -416,11 +416,15 @@ QAT_MODES = ("auto", "on", "off")
 
 
 def _qat_mode(req: ExportRequest) -> str:
+    """``options["int8_qat"]``: one of :data:`QAT_MODES`; a boolean (or a boolean word, read by :func:`_flag`)
+    means ``on``/``off``."""
     raw = req.options.get("int8_qat", "auto")
-    mode = ("on" if raw else "off") if isinstance(raw, bool) else str(raw).lower()
-    if mode not in QAT_MODES:
-        raise KatadeployError(f"unknown int8_qat {raw!r}; use {', '.join(QAT_MODES)}")
-    return mode
+    mode = str(raw).lower()
+    if mode in QAT_MODES:
+        return mode
+    if isinstance(raw, bool) or mode in _FLAG_WORDS:
+        return "on" if _flag(raw) else "off"
+    raise KatadeployError(f"unknown int8_qat {raw!r}; use {', '.join(QAT_MODES)}")
 
 
 def _qat(
@@ -446,6 +450,8 @@ def _qat(
              "activations": activations, "exact": req.exact, "nn": [req.nn_x, req.nn_y]}  # fmt: skip
     key = int8_qat.cache_key(req.model_sha256, recipe, repair, extra)
     path = int8_qat.cache_path(req.model.name, key)
+    if mode == "auto" and not path.exists():
+        return None
     gptq_state = [(la.q, la.w_scale, la.a_scale) for la in repair.layers]
     gptq_proto = copy.deepcopy(repair.proto)
     qdq = onnx.load(str(out))
@@ -474,12 +480,11 @@ def _qat(
         trial.replace(out)
         req.log(f"int8: QAT: loss {loss:.4f} on the validation split (smooth-gptq {gptq_loss:.4f}) <- used")
         return record, float(loss), metrics
-    else:
-        for la, (q, ws, a) in zip(repair.layers, gptq_state):
-            la.q, la.w_scale, la.a_scale = q, ws, a
-        repair.proto.CopyFrom(gptq_proto)
-        req.log(f"int8: QAT: loss {loss:.4f} on the validation split is no better than smooth-gptq's "
-                f"{gptq_loss:.4f}; kept the GPTQ weights")  # fmt: skip
+    for la, (q, ws, a) in zip(repair.layers, gptq_state):
+        la.q, la.w_scale, la.a_scale = q, ws, a
+    repair.proto.CopyFrom(gptq_proto)
+    req.log(f"int8: QAT: loss {loss:.4f} on the validation split is no better than smooth-gptq's "
+            f"{gptq_loss:.4f}; kept the GPTQ weights")  # fmt: skip
     return record, float(gptq_loss), None
 
 
@@ -501,8 +506,14 @@ def _gpool_float(req: ExportRequest) -> bool:
     return _flag(req.options.get("int8_gpool_float", True))
 
 
+#: the words an option flag reads as false (:func:`_flag`) and, with their opposites, as a flag at all
+_FALSE_WORDS = ("0", "false", "no", "off")
+_FLAG_WORDS = (*_FALSE_WORDS, "1", "true", "yes", "on")
+
+
 def _flag(raw: Any) -> bool:
-    return raw if isinstance(raw, bool) else str(raw).lower() not in ("0", "false", "no", "off")
+    """An on/off option: a bool, or any word but :data:`_FALSE_WORDS` for on."""
+    return raw if isinstance(raw, bool) else str(raw).lower() not in _FALSE_WORDS
 
 
 def _mixed_precision(req: ExportRequest) -> bool:
