@@ -80,7 +80,10 @@ DEFAULT_POSITIONS = 1024
 DEFAULT_VAL_FRACTION = 0.25
 DEFAULT_SEED = 0
 #: bumped whenever the sampling plan changes (part of the default calibration's cache key)
-PLAN_VERSION = 3
+PLAN_VERSION = 4
+#: random legal-play games per small board size in the every-size default calibration (:mod:`.randomplay`)
+DEFAULT_RANDOM_GAMES = 32
+RANDOM_SOURCE = "random/"
 BUNDLED_LABEL = "<bundled games>"
 
 #: key -> (dtype kind: "f4", "bool", "u1", "i4", "U"; number of dimensions)
@@ -217,12 +220,15 @@ def build_calibration(
     model: Any = None,
     temperature: float = 1.0,
     bundled_selfplay: bool = False,
+    random_play: int = 0,
 ) -> tuple[dict[str, np.ndarray], CalibrationReport]:
     """Read games, sample and encode positions; returns the file's arrays and a :class:`CalibrationReport`.
 
     With ``selfplay`` > 0, ``model`` (a ModelDesc) also plays that many games on each of ``board_sizes``
     (:mod:`katadeploy.data.selfplay`; 19x19 ones continue openings of the SGF games) and the positions are shared
-    among the board sizes by :func:`size_shares`, each sampled as above (splits disjoint by game within every size)."""
+    among the board sizes by :func:`size_shares`, each sampled as above (splits disjoint by game within every size).
+    With ``random_play`` > 0, that many random legal-play games per small board size that fits ``nn_size``
+    (:mod:`katadeploy.data.randomplay`, seeded by ``seed``) join as strata of their own, one per size."""
     start = time.perf_counter()
     if not 2 <= nn_size <= 19:
         raise KatadeployError(f"--nn-size must be from 2 to 19, got {nn_size}")
@@ -247,6 +253,8 @@ def build_calibration(
         )
     if selfplay:
         games = games + _selfplay(model, board_sizes, selfplay, nn_size, games, seed, temperature, progress)
+    if random_play:
+        games = games + _random_play(random_play, nn_size, seed, progress)
     plan = _plan_by_size(games, positions, val_fraction, seed)
     for k, v in plan.notes.items():
         report.notes[k] = report.notes.get(k, 0) + v
@@ -277,6 +285,7 @@ def build_calibration(
             "games_per_size": selfplay, "board_sizes": [f"{x}x{y}" for x, y in board_sizes or ()],
             "model": getattr(model, "name", None), "temperature": temperature,
         } if selfplay else None,
+        "random_play": {"games_per_size": random_play} if random_play else None,
     }  # fmt: skip
     arrays: dict[str, np.ndarray] = {
         "spatial": spatial,
@@ -325,6 +334,21 @@ def _selfplay(
     )
 
 
+def _random_play(per_size: int, nn_size: int, seed: int, progress: bool) -> list[GameRecord]:
+    from katadeploy.data.randomplay import DEFAULT_SIZES, random_games
+
+    sizes = [s for s in DEFAULT_SIZES if max(s) <= nn_size]
+    return random_games(sizes, per_size, seed=seed, progress=progress) if sizes else []
+
+
+def _stratum(game: GameRecord) -> tuple[int, int, bool]:
+    """The sampling stratum of a game: its board size, random-play games apart from played ones (so the default
+    every-size set is 3/8 random play). Measured on g170e-b15c192's onnx-int8 at the default 1024 positions: 4.84x
+    -> 2.15x KataGo's limit. One random stratum for all sizes (1/6) was worse at 64 positions (g170-b6c96 4.01x
+    against 1.57x for this split)."""
+    return game.x_size, game.board_y, game.source.startswith(RANDOM_SOURCE)
+
+
 def _bundled_selfplay(nn_size: int) -> list[GameRecord]:
     from katadeploy.data.selfplay import bundled_selfplay_path, read_games
 
@@ -346,7 +370,7 @@ def _check_selfplay(
     return sizes
 
 
-def size_shares(sizes: Sequence[tuple[int, int]], positions: int) -> list[int]:
+def size_shares(sizes: Sequence[tuple[int, ...]], positions: int) -> list[int]:
     """Positions per board size: equal shares, remainders to the first sizes. (Half on 19x19 was tried: on
     g170-b6c96 smooth-gptq INT8 went from 1.18x to 2.36x KataGo's limit, the small boards then short of ranges.)"""
     n = len(sizes)
@@ -354,16 +378,16 @@ def size_shares(sizes: Sequence[tuple[int, int]], positions: int) -> list[int]:
 
 
 def _plan_by_size(games: list[GameRecord], positions: int, val_fraction: float, seed: int) -> Any:
-    """:func:`plan_samples` per board size, ``positions`` shared by :func:`size_shares`, merged into one plan (one
-    size: the plain plan, so SGF-only builds are unchanged)."""
+    """:func:`plan_samples` per stratum (:func:`_stratum`: board size, random play apart), ``positions`` shared by
+    :func:`size_shares`, merged into one plan (one stratum: the plain plan, so SGF-only builds are unchanged)."""
     from katadeploy.data.sampling import SamplePlan
 
-    sizes = sorted({(g.x_size, g.board_y) for g in games})
-    if len(sizes) == 1:
+    strata = sorted({_stratum(g) for g in games})
+    if len(strata) == 1:
         return plan_samples(games, positions, val_fraction, seed)
     merged = SamplePlan([], [], [], {})
-    for k, (size, share) in enumerate(zip(sizes, size_shares(sizes, positions))):
-        group = [g for g in games if (g.x_size, g.board_y) == size]
+    for k, (stratum, share) in enumerate(zip(strata, size_shares(strata, positions))):
+        group = [g for g in games if _stratum(g) == stratum]
         if share < 1:
             continue
         plan = plan_samples(group, share, val_fraction, seed + k)
@@ -636,7 +660,8 @@ def default_calibration_path(
     every_size: bool = False,
 ) -> Path:
     """The default calibration file for ``nn_size``, built from the bundled games on first use and cached; with
-    ``every_size`` the bundled self-play games (7x7, 9x9, 13x13, 9x13) join the 19x19 real games."""
+    ``every_size`` the bundled self-play games (7x7, 9x9, 13x13, 9x13) and :data:`DEFAULT_RANDOM_GAMES` random-play
+    games per small size (7x7, 9x9, 13x13) join the 19x19 real games."""
     from katadeploy.cache import cache_dir
     from katadeploy.data.selfplay import bundled_selfplay_path
 
@@ -645,8 +670,9 @@ def default_calibration_path(
         raise KatadeployError(f"no bundled games found in {bundled_games_dir()}")
     selfplay = bundled_selfplay_path()
     digest = _bundled_digest(files + ([selfplay] if every_size and selfplay.is_file() else []))[:12]
+    random_play = DEFAULT_RANDOM_GAMES if every_size else 0
     name = (
-        f"bundled{'-all' if every_size else ''}-nn{nn_size}-n{positions}-val{val_fraction:g}-seed{seed}"
+        f"bundled{f'-all-rand{random_play}' if every_size else ''}-nn{nn_size}-n{positions}-val{val_fraction:g}-seed{seed}"
         f"-fmt{FORMAT_VERSION}-plan{PLAN_VERSION}-kd{__version__}-{digest}.npz"
     )
     path = cache_dir("calibration") / name
@@ -657,7 +683,7 @@ def default_calibration_path(
             f"building default calibration data from {len(files)} bundled games (once) ...", file=sys.stderr
         )
     arrays, report = build_calibration(
-        None, positions, val_fraction, seed, nn_size, progress, bundled_selfplay=every_size
+        None, positions, val_fraction, seed, nn_size, progress, bundled_selfplay=every_size, random_play=random_play
     )
     save_calibration(arrays, path)
     if progress:

@@ -13,7 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from katadeploy.data.calibration import DEFAULT_POSITIONS, DEFAULT_SEED, DEFAULT_VAL_FRACTION
+from katadeploy.data.calibration import (
+    DEFAULT_POSITIONS,
+    DEFAULT_RANDOM_GAMES,
+    DEFAULT_SEED,
+    DEFAULT_VAL_FRACTION,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +61,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", default=None, help="the net that plays the self-play games (file, URL or name)")
     p.add_argument("--temperature", type=float, default=1.0, help="self-play policy temperature (default 1)")
+    p.add_argument(
+        "--random-play",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also play N random legal-play games on each of 7x7, 9x9 and 13x13 (odd positions: captures, "
+        "broken shapes), each size a stratum of its own (default 0; the every-size default set uses "
+        f"{DEFAULT_RANDOM_GAMES})",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_calibrate)
 
@@ -81,6 +95,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         board_sizes=parse_board_sizes(args.board_sizes) if args.board_sizes else None,
         model=model,
         temperature=args.temperature,
+        random_play=args.random_play,
     )
     path = save_calibration(arrays, Path(args.output))
     size = path.stat().st_size

@@ -36,7 +36,8 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
 - Method choice: each candidate method is run with onnxruntime on up to ``options["val_positions"]`` (default
   :data:`DEFAULT_VAL_POSITIONS`) positions of the validation split and scored against the PyTorch FP32 reference
   with :func:`katadeploy.validate.metrics.compare` + ``selection_loss(metrics, "int8")``; ties (0 = comfortably
-  inside KataGo's FP16 limits) go to the smaller worst limit ratio.
+  inside KataGo's FP16 limits) go to the smaller worst limit ratio. With ``options["int8_per_board"]`` (default on)
+  the score is the worst of the whole split's and each board size's own statistics, so 19x19 must pass by itself.
 - Per-layer fallback (``options["mixed_precision"]``, default on; ``export --no-int8-fallback`` turns it off):
   when the chosen graph misses the limits on the validation split, :func:`katadeploy.export.int8_fallback
   .accuracy_fallback` returns single layers to float, ranked by the same score, until it passes, at most
@@ -609,7 +610,8 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         reader = _reader_class()(calib)
         collector = collect_ranges(pre_proto, tensors, reader, methods, req.progress)
         calib_seconds = time.perf_counter() - t0
-        scorer = calibration_scorer(model, req.calib, "int8", exact=req.exact, limit=n_val, source=source)
+        scorer = calibration_scorer(model, req.calib, "int8", exact=req.exact, limit=n_val, source=source,
+                                    per_board=_flag(req.options.get("int8_per_board", True)))  # fmt: skip
         results: dict[str, dict[str, Any]] = {}
         req.log(f"int8: choosing among {', '.join(methods)} on {len(scorer)} validation positions")
         repair_details: dict[str, Any] | None = None

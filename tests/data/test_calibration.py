@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -341,6 +342,19 @@ def test_cli_end_to_end(game_dir, built, tmp_path, capsys):
     cs = C.load_calibration(out)
     np.testing.assert_array_equal(cs.spatial, built[0]["spatial"])
     assert cs.sha256 in captured.out
+
+
+def test_cli_random_play_adds_a_stratum_per_small_board(game_dir, tmp_path, capsys):
+    out = tmp_path / "r.npz"
+    rc = main(["calibrate", str(game_dir), "-o", str(out), "--positions", "40", "--random-play", "3", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    cs = C.load_calibration(out)
+    files = [cs.info["game_files"][g] for g in cs.game.tolist()]
+    by_size = Counter((x, f.startswith("random/")) for x, f in zip(cs.board_x.tolist(), files))
+    assert by_size == {(19, False): 10, (7, True): 10, (9, True): 10, (13, True): 10}, by_size
+    assert cs.info["random_play"] == {"games_per_size": 3}
+    calib, val = set(cs.game[cs.split == 0].tolist()), set(cs.game[cs.split == 1].tolist())
+    assert not calib & val
 
 
 def test_cli_progress_and_errors(game_dir, tmp_path, capsys):

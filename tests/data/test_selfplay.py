@@ -115,13 +115,18 @@ def test_read_games_names_the_bad_line(tmp_path, games):
 
 def test_default_calibration_covers_every_board_size(monkeypatch, tmp_path):
     """The bundled default of every board size (onnx-int8's): 19x19 from the real games, the other sizes from the
-    bundled self-play games, equal shares, splits disjoint by game; the plain default stays 19x19 real games."""
+    bundled self-play games and from random play (7x7, 9x9, 13x13, a stratum per size), equal shares per stratum,
+    splits disjoint by game; the plain default stays 19x19 real games."""
     monkeypatch.setenv("KATADEPLOY_CACHE", str(tmp_path / "cache"))
-    cs = C.load_calibration(C.default_calibration_path(19, progress=False, positions=100, every_size=True))
-    sizes = Counter(zip(cs.board_x.tolist(), cs.board_y.tolist()))
-    assert sizes == {(7, 7): 20, (9, 9): 20, (13, 13): 20, (19, 19): 20, (9, 13): 20}, sizes
-    real = [f for f in cs.info["game_files"] if not f.startswith("bundled/selfplay/")]
+    cs = C.load_calibration(C.default_calibration_path(19, progress=False, positions=80, every_size=True))
+    files = [cs.info["game_files"][g] for g in cs.game.tolist()]
+    strata = Counter((x, y, f.split("/")[0]) for x, y, f in zip(cs.board_x.tolist(), cs.board_y.tolist(), files))
+    want = {(7, 7, "bundled"): 10, (7, 7, "random"): 10, (9, 9, "bundled"): 10, (9, 9, "random"): 10,
+            (9, 13, "bundled"): 10, (13, 13, "bundled"): 10, (13, 13, "random"): 10, (19, 19, "bundled"): 10}  # fmt: skip
+    assert strata == want, strata
+    real = [f for f in cs.info["game_files"] if not f.startswith(("bundled/selfplay/", "random/"))]
     assert real and all(f.endswith(".sgf") for f in real)
+    assert cs.info["random_play"] == {"games_per_size": C.DEFAULT_RANDOM_GAMES}
     calib, val = set(cs.game[cs.split == 0].tolist()), set(cs.game[cs.split == 1].tolist())
     assert calib and val and not calib & val
     plain = C.load_calibration(C.default_calibration_path(19, progress=False, positions=40))
