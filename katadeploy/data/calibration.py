@@ -79,8 +79,9 @@ FORMAT_VERSION = 1
 DEFAULT_POSITIONS = 1024
 DEFAULT_VAL_FRACTION = 0.25
 DEFAULT_SEED = 0
-#: bumped whenever the sampling plan changes (part of the default calibration's cache key)
-PLAN_VERSION = 4
+#: bumped whenever the sampling plan changes (part of the default calibration's cache key; 4 was a short-lived plan
+#: with one random-play stratum, 5 has one per size)
+PLAN_VERSION = 5
 #: random legal-play games per small board size in the every-size default calibration (:mod:`.randomplay`)
 DEFAULT_RANDOM_GAMES = 32
 RANDOM_SOURCE = "random/"
