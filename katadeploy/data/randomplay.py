@@ -22,9 +22,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from katadeploy.data.sampling import GameRecord, game_identity
+from katadeploy.data.selfplay import play_move
 from katadeploy.errors import KatadeployError
-from katadeploy.go.board import C_BLACK, PASS_LOC, get_opp
-from katadeploy.go.coords import get_loc, loc_to_string
+from katadeploy.go.board import PASS_LOC
+from katadeploy.go.coords import get_loc
 from katadeploy.go.features import legal_policy_mask
 from katadeploy.go.position import position_from_query
 from katadeploy.progress import Progress
@@ -72,11 +73,8 @@ def _play(x: int, y: int, komi: float, rng: np.random.Generator) -> tuple[tuple[
             loc = get_loc(pos % x, pos // x, x)
         else:
             loc = PASS_LOC
-        pla = state.next_player
-        state.history.make_board_move_assume_legal(loc, pla)
-        state.next_player = get_opp(pla)
         passes = passes + 1 if loc == PASS_LOC else 0
-        moves.append(("B" if pla == C_BLACK else "W", "pass" if loc == PASS_LOC else loc_to_string(loc, x, y)))
+        moves.append(play_move(state, loc))
     return tuple(moves)
 
 

@@ -74,6 +74,15 @@ def _start(size: tuple[int, int], opening: GameRecord | None, n_moves: int) -> t
     return position_from_query(query, max_board_size=19, strict=False), moves
 
 
+def play_move(state: GameState, loc: int) -> tuple[str, str]:
+    """Play ``loc`` (legal, or PASS_LOC) for the side to move in ``state``; returns the move in query form."""
+    pla = state.next_player
+    state.history.make_board_move_assume_legal(loc, pla)
+    state.next_player = get_opp(pla)
+    x, y = state.history.board.x_size, state.history.board.y_size
+    return "B" if pla == C_BLACK else "W", "pass" if loc == PASS_LOC else loc_to_string(loc, x, y)
+
+
 def selfplay_games(
     model: ModelDesc,
     sizes: Sequence[tuple[int, int]],
@@ -131,15 +140,7 @@ def selfplay_games(
                     p = np.exp(z - z.max())
                     pos = int(rng.choice(len(p), p=p / p.sum()))
                     loc = PASS_LOC if pos == x * y else get_loc(pos % x, pos // x, x)
-                    pla = s.next_player
-                    s.history.make_board_move_assume_legal(loc, pla)
-                    s.next_player = get_opp(pla)
-                    moves[g].append(
-                        [
-                            "B" if pla == C_BLACK else "W",
-                            "pass" if loc == PASS_LOC else loc_to_string(loc, x, y),
-                        ]
-                    )
+                    moves[g].append(list(play_move(s, loc)))
                     passes[g] = passes[g] + 1 if loc == PASS_LOC else 0
                     if passes[g] < 2 and len(moves[g]) < cap and not s.history.is_game_finished:
                         still.append(g)

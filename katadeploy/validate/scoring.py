@@ -71,10 +71,10 @@ class CandidateScorer:
     precision: str
     batch: int = 16
 
+    per_board: bool = False
+
     def __len__(self) -> int:
         return len(self.vset)
-
-    per_board: bool = False
 
     def score(self, evaluator: Evaluator, progress: bool = False) -> tuple[float, Metrics]:
         """``(selection_loss, metrics)`` of ``evaluator`` against the reference (0 loss: comfortably inside).
