@@ -3,8 +3,10 @@
 
 Contract: :func:`bundled_text` is the file's text and :data:`BUNDLED_SOURCE` how reports name it;
 :func:`bundled_queries` parses it into analysis-query dicts (the format :mod:`katadeploy.go.position` reads),
-optionally only those that fit an ``nn_x`` x ``nn_y`` tensor (``exact``: only those that fill it). This is the one
-reader of the bundled positions.
+optionally only those that fit an ``nn_x`` x ``nn_y`` tensor (``exact``: only those that fill it);
+:func:`position_games` names the SGF files their 19x19 positions were sampled from (``id`` ``"<file>@<move>"``), which
+the default calibration holds out so that the 80 positions stay a test set. This is the one reader of the bundled
+positions.
 """
 
 from __future__ import annotations
@@ -38,3 +40,14 @@ def bundled_queries(
             continue
         out.append(q)
     return out
+
+
+def position_games() -> frozenset[str]:
+    """The SGF file names (``DeepZenGo_0021.sgf``) the bundled positions come from; random positions name none."""
+    out = set()
+    for line in bundled_text().splitlines():
+        if line.strip():
+            pid = str(json.loads(line).get("id", ""))
+            if "@" in pid:
+                out.add(pid.rsplit("@", 1)[0])
+    return frozenset(out)

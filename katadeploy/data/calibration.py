@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from katadeploy import __version__
+from katadeploy.data.bundled import position_games
 from katadeploy.data.sampling import (
     PHASES,
     RULES_MIX,
@@ -80,8 +81,8 @@ DEFAULT_POSITIONS = 1024
 DEFAULT_VAL_FRACTION = 0.25
 DEFAULT_SEED = 0
 #: bumped whenever the sampling plan changes (part of the default calibration's cache key; 4 was a short-lived plan
-#: with one random-play stratum, 5 has one per size)
-PLAN_VERSION = 5
+#: with one random-play stratum, 5 has one per size, 6 holds out the games of the 80 bundled test positions)
+PLAN_VERSION = 6
 #: random legal-play games per small board size in the every-size default calibration (:mod:`.randomplay`)
 DEFAULT_RANDOM_GAMES = 32
 RANDOM_SOURCE = "random/"
@@ -415,9 +416,14 @@ def _read_games(
     seen: set[str] = set()
     skipped: Counter[str] = Counter()
     notes: Counter[str] = Counter()
+    held_out = position_games() if bundled else frozenset()
     with Progress(len(files), "reading games", quiet=not progress) as bar:
         for path in files:
             label = f"bundled/{path.name}" if bundled else os.fspath(path)
+            if path.name in held_out:  # a game of the 80 test positions: never calibrate or select on it
+                skipped["held-out"] += 1
+                bar.advance()
+                continue
             try:
                 game = read_game(path, nn_size, name=label)
             except GameSkipped as exc:

@@ -72,6 +72,7 @@ SKIP_REASONS: dict[str, str] = {
     "illegal-move": "a move cannot be replayed",
     "no-moves": "no moves",
     "duplicate": "same game as another input",
+    "held-out": "a game of the bundled test positions (kept out of the default calibration)",
 }
 
 _TERRITORY_RULES = ("japanese", "korean")

@@ -26,6 +26,18 @@ torch fake-quant, u8 activations, 2026-12-03; ratios are the worst of KataGo's F
    ``H = X^T X`` of the layer's quantized inputs (im2col for convolutions) over the calibration positions. Weights
    alone: round-to-nearest 1.10x, GPTQ 0.67x.
 
+Where the rest of the error sits, and what did not help (g170e-b15c192, torch fake-quant of the exported graph vs
+FP32, the 80 oracle positions, every-size calibration with the oracle's games held out, no fallback, 2026-12-03;
+worst KataGo FP16 limit ratio, policy KL p99 in brackets): the default recipe 2.14x (0.0043). The weights alone
+(GPTQ, activations float) 0.53x (KL 0.0008): **activation rounding is the error**, and most of it enters in the last
+four blocks (their 8 convolutions alone: 2.12x; blocks 0-7 alone: <= 0.8x). Tried, all worse: GPTQ act-order
+3.85x; Hessian-weighted per-row weight clipping 3.19x; input-error compensation (weights fitted to reproduce
+``W X`` from the quantized ``X_q`` before GPTQ, ridge towards ``W``) 3.69x; smoothing ``alpha`` 0.75 3.09x
+(better on the last blocks, 0.0024, but one position at 0.0085) and 0.9 3.87x; activation ranges min-max 4.98x,
+the geometric mean of MSE and max 3.48x, MSE but at least half the max 2.97x. What is left for this net is either
+float for the sensitive layers (the fallback) or training against the activation noise (QAT, longer than 2 CPU
+cores allow).
+
 No maintained library does these steps on an ONNX graph for convolutions with onnxruntime's QDQ output: NNCF's
 GPTQ covers only MatMul weight compression, onnxruntime has no weight-rounding repair, and AIMET/Quark bring their
 own graph formats; so the algorithms are written here (on numpy/torch), small and tested against the float graph.

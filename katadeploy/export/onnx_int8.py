@@ -397,7 +397,7 @@ def _repaired(
 
     alpha = float(req.options.get("int8_smooth_alpha", int8_repair.DEFAULT_ALPHA))
     t0 = time.perf_counter()
-    bias_correction = str(req.options.get("int8_bias_correction", "false")).lower() in ("1", "true", "yes")
+    bias_correction = _flag(req.options.get("int8_bias_correction", False))
     repair = int8_repair.plan_repair(pre_proto, quantize, run, activations, alpha, req.progress, bias_correction)
     smoothed = tmp / "pre-smoothed.onnx"
     onnx.save(repair.proto, str(smoothed))

@@ -53,12 +53,28 @@ def validate_evaluator(
     raw = evaluate(test, vset, test_batch or batch, label=getattr(test, "name", "test"), progress=progress)
     seconds = time.perf_counter() - t0
     ref_scale = 1.0 if reference is None else float(getattr(reference, "output_scale", 1.0))
-    metrics = compare(
-        reference_raw, raw, vset.legal, model,
-        ref_scale=ref_scale, test_scale=float(getattr(test, "output_scale", 1.0)),
-        no_result_allowed=vset.no_result_allowed, on_board=vset.on_board,
-    )  # fmt: skip
+    metrics = compare_on(vset, reference_raw, raw, model, ref_scale=ref_scale,
+                         test_scale=float(getattr(test, "output_scale", 1.0)))  # fmt: skip
     return metrics, seconds
+
+
+def compare_on(
+    vset: ValidationSet,
+    reference: RawBatch,
+    raw: RawBatch,
+    model: ModelDesc,
+    *,
+    ref_scale: float = 1.0,
+    test_scale: float = 1.0,
+    index: Any = slice(None),
+) -> Metrics:
+    """:func:`~katadeploy.validate.metrics.compare` of ``raw`` against ``reference`` (both outputs on ``vset``) with
+    ``vset``'s legal moves, no-result rule and board mask, over the positions ``index`` selects (default all)."""
+    return compare(
+        RawBatch(*(a[index] for a in reference)), RawBatch(*(a[index] for a in raw)), vset.legal[index], model,
+        ref_scale=ref_scale, test_scale=test_scale, no_result_allowed=vset.no_result_allowed[index],
+        on_board=vset.on_board[index],
+    )  # fmt: skip
 
 
 @dataclass
@@ -92,11 +108,7 @@ class CandidateScorer:
             groups += [np.flatnonzero(area == a) for a in sizes] if len(sizes) > 1 else []
         worst: tuple[float, float, Metrics] | None = None
         for idx in groups:
-            m = compare(
-                RawBatch(*(a[idx] for a in self.reference)), RawBatch(*(a[idx] for a in raw)), self.vset.legal[idx],
-                self.model, test_scale=scale, no_result_allowed=self.vset.no_result_allowed[idx],
-                on_board=self.vset.on_board[idx],
-            )  # fmt: skip
+            m = compare_on(self.vset, self.reference, raw, self.model, test_scale=scale, index=idx)
             key = (selection_loss(m, self.precision), m.worst(self.precision).ratio, m)
             if worst is None or key[:2] > worst[:2]:
                 worst = key

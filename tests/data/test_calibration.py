@@ -310,6 +310,30 @@ def test_bundled_games_are_a_balanced_real_mix():
     assert (bundled_games_dir() / "Dancer_0019.sgf").exists()  # the handicap game
 
 
+def test_bundled_calibration_holds_out_the_test_positions_games(monkeypatch, tmp_path):
+    """The 60 19x19 bundled (oracle) positions come from shared games, 33 of them bundled: the default calibration
+    must never sample those games, or validating on the oracle would test on calibration data."""
+    from katadeploy.data.bundled import bundled_queries, position_games
+
+    held = position_games()
+    ids = [q["id"] for q in bundled_queries() if not q["id"].startswith("rand")]
+    assert len(ids) == 60 and held == {i.rsplit("@", 1)[0] for i in ids}
+    bundled = {f.name for f in bundled_games_dir().glob("*.sgf")}
+    overlap = held & bundled
+    assert len(overlap) >= 20  # the case this guards against is real
+    games = tmp_path / "games"
+    games.mkdir()
+    picked = sorted(overlap)[:3] + sorted(bundled - held)[:3]
+    for name in picked:
+        shutil.copy(bundled_games_dir() / name, games / name)
+    monkeypatch.setattr(C, "bundled_games_dir", lambda: games)
+    arrays, report = C.build_calibration(None, positions=24, val_fraction=0.25, seed=0, progress=False)
+    assert report.skipped == {"held-out": 3} and report.games == 3
+    assert not any(str(g).split("/")[-1] in held for g in arrays["games"])
+    arrays, report = C.build_calibration([games], positions=24, val_fraction=0.25, seed=0, progress=False)
+    assert report.games == 6 and not report.skipped  # a user's own directory is taken whole
+
+
 def test_default_calibration_is_built_once_and_cached(monkeypatch, tmp_path):
     """Uses a 4-game stand-in for the bundled directory to stay fast; the cache key covers its content."""
     games = tmp_path / "games"
