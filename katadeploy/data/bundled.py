@@ -44,10 +44,5 @@ def bundled_queries(
 
 def position_games() -> frozenset[str]:
     """The SGF file names (``DeepZenGo_0021.sgf``) the bundled positions come from; random positions name none."""
-    out = set()
-    for line in bundled_text().splitlines():
-        if line.strip():
-            pid = str(json.loads(line).get("id", ""))
-            if "@" in pid:
-                out.add(pid.rsplit("@", 1)[0])
-    return frozenset(out)
+    ids = (str(q.get("id", "")) for q in bundled_queries())
+    return frozenset(pid.rsplit("@", 1)[0] for pid in ids if "@" in pid)
