@@ -96,6 +96,7 @@ class SearchParams:
     max_playouts: int = BIG
     max_time: float = 1e20
     num_threads: int = 1
+    nn_batches_in_flight: int = 1  # katadeploy's own key: pipelined NN batches (see search.py)
 
     def with_overrides(self, **kw) -> SearchParams:
         return replace(self, **kw)
@@ -117,6 +118,7 @@ _SIMPLE: tuple[tuple[str, str, str, float, float], ...] = (
     ("maxVisits", "max_visits", "i", 1, BIG),
     ("maxTime", "max_time", "f", 0.0, 1e20),
     ("numSearchThreads", "num_threads", "i", 1, 4096),
+    ("nnBatchesInFlight", "nn_batches_in_flight", "i", 1, 8),
     ("winLossUtilityFactor", "win_loss_utility_factor", "f", 0.0, 1.0),
     ("staticScoreUtilityFactor", "static_score_utility_factor", "f", 0.0, 1.0),
     ("dynamicScoreUtilityFactor", "dynamic_score_utility_factor", "f", 0.0, 1.0),

@@ -17,6 +17,12 @@ move) with :class:`~katadeploy.search.params.SearchParams`:
   each other) and evaluated in one :class:`~katadeploy.search.nneval.NNEvaluator` call; a descent that reaches a
   node already being evaluated is dropped, as in KataGo. With one thread the search is KataGo's single-threaded
   search step for step.
+* ``nnBatchesInFlight`` (katadeploy's key, default 1) > 1 pipelines the rounds: a round's batch is evaluated on a
+  worker thread while the next rounds descend (their virtual losses see the leaves still pending), up to that
+  many batches in flight, the oldest applied first. The runtime's inference releases the GIL, so the tree walk
+  and feature encoding of one batch overlap the net's work on another. Visit and playout limits count the rows
+  in flight, so ``maxVisits`` is still met exactly. ``nn_seconds`` is then the time the search waited for the
+  net, not the net's own time.
 * Root policy: ``rootPolicyTemperature`` (and early temperature), Dirichlet ``rootNoiseEnabled``; the root is
   evaluated with ``rootPolicyOptimism`` and, under ``ignorePreRootHistory``, without pre-root history (deeper nodes
   see only the moves since the root).
@@ -35,7 +41,9 @@ import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -392,8 +400,9 @@ class Search:
         for node, idx in path:
             node.children[idx].virtual_losses -= 1
 
-    def _round(self, num_threads: int) -> int:
-        """Up to ``num_threads`` playouts whose leaves share one NN call; returns how many counted."""
+    def _collect(self, num_threads: int) -> tuple[list[_Leaf], int]:
+        """Up to ``num_threads`` descents: the leaves to evaluate (pending, with virtual losses) and how many
+        playouts completed without the net."""
         leaves: list[_Leaf] = []
         counted = 0
         for _ in range(num_threads):
@@ -404,30 +413,46 @@ class Search:
                 counted += 1
             if self.root.nn is None and leaves:
                 break  # the very first playout evaluates the root alone
+        return leaves, counted
+
+    def _requests(self, leaves: list[_Leaf]) -> list[EvalRequest]:
+        return [self._request(lf.hist, lf.pla, lf.is_root) for lf in leaves]
+
+    def _abandon(self, leaves: list[_Leaf]) -> None:
+        """Leaves whose evaluation failed: no longer pending, their virtual losses taken back."""
+        for lf in leaves:
+            lf.node.pending = False
+            self._undo(lf.path)
+
+    def _apply(self, leaves: list[_Leaf], outs: list[NNOutput]) -> int:
+        """Give evaluated leaves their NN values as their first visit and back them up; returns the playouts."""
+        for lf, nn in zip(leaves, outs):
+            node = lf.node
+            if lf.is_root:
+                nn = self._root_policy(nn)
+            node.nn = nn
+            node.pending = False
+            if not lf.is_root and self._snapshots_left > 0:
+                node.snapshot = lf.hist  # nothing mutates a leaf's history after its evaluation
+                self._snapshots_left -= 1
+            u, w = self.nn_utility_and_weight(nn)
+            if node.bias_entry is not None:
+                u += node.bias_entry.bias(self.params.subtree_value_bias_factor)
+            node.add_leaf_value(nn.white_win - nn.white_loss, nn.white_no_result, nn.white_score_mean,
+                                nn.white_score_mean_sq, nn.white_lead, u, w, True)  # fmt: skip
+            self._backup(lf.path)
+        return len(leaves)
+
+    def _round(self, num_threads: int) -> int:
+        """Up to ``num_threads`` playouts whose leaves share one NN call; returns how many counted."""
+        leaves, counted = self._collect(num_threads)
         if leaves:
             try:
-                outs = self._evaluate([self._request(lf.hist, lf.pla, lf.is_root) for lf in leaves])
+                outs = self._evaluate(self._requests(leaves))
             except BaseException:
-                for lf in leaves:
-                    lf.node.pending = False
-                    self._undo(lf.path)
+                self._abandon(leaves)
                 raise
-            for lf, nn in zip(leaves, outs):
-                node = lf.node
-                if lf.is_root:
-                    nn = self._root_policy(nn)
-                node.nn = nn
-                node.pending = False
-                if not lf.is_root and self._snapshots_left > 0:
-                    node.snapshot = lf.hist  # nothing mutates a leaf's history after its evaluation
-                    self._snapshots_left -= 1
-                u, w = self.nn_utility_and_weight(nn)
-                if node.bias_entry is not None:
-                    u += node.bias_entry.bias(self.params.subtree_value_bias_factor)
-                node.add_leaf_value(nn.white_win - nn.white_loss, nn.white_no_result, nn.white_score_mean,
-                                    nn.white_score_mean_sq, nn.white_lead, u, w, True)  # fmt: skip
-                self._backup(lf.path)
-                counted += 1
+            counted += self._apply(leaves, outs)
         return counted
 
     def run(
@@ -446,17 +471,24 @@ class Search:
             first_report_after if first_report_after is not None else (report_every or 0.0)
         )
         nn_before = self.nn_seconds
+        depth = max(1, p.nn_batches_in_flight)
+        pool = ThreadPoolExecutor(depth - 1, "katadeploy-nn") if depth > 1 else None
+        inflight: deque[tuple[list[_Leaf], Future]] = deque()
+        rows_in_flight = 0
         try:
             while True:
                 if stop is not None and stop.is_set():
                     break
                 now = time.perf_counter()
                 if (
-                    self.root.visits >= limit
-                    or self.playouts >= p.max_playouts
+                    self.root.visits + rows_in_flight >= limit
+                    or self.playouts + rows_in_flight >= p.max_playouts
                     or now - t_start >= p.max_time
                 ):
-                    break
+                    if not inflight:
+                        break
+                    rows_in_flight -= self._finish_oldest(inflight)
+                    continue
                 if (
                     on_report is not None
                     and report_every is not None
@@ -465,8 +497,40 @@ class Search:
                 ):
                     on_report(self)
                     next_report = time.perf_counter() + report_every
-                threads = max(1, min(p.num_threads, limit - self.root.visits))
-                self.playouts += self._round(threads)
+                threads = max(1, min(p.num_threads, limit - self.root.visits - rows_in_flight))
+                if pool is None:
+                    self.playouts += self._round(threads)
+                    continue
+                leaves, counted = self._collect(threads)
+                self.playouts += counted
+                if leaves:
+                    try:
+                        requests = self._requests(leaves)
+                    except BaseException:
+                        self._abandon(leaves)
+                        raise
+                    inflight.append((leaves, pool.submit(self.nneval.evaluate, requests)))
+                    rows_in_flight += len(leaves)
+                if inflight and (len(inflight) >= depth or not leaves):
+                    rows_in_flight -= self._finish_oldest(inflight)
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+                while inflight:  # only after an exception or an interrupt: those leaves are given up
+                    self._abandon(inflight.popleft()[0])
             self.search_seconds += time.perf_counter() - t_start
             self.last_run_nn_seconds = self.nn_seconds - nn_before
+
+    def _finish_oldest(self, inflight: deque[tuple[list[_Leaf], Future]]) -> int:
+        """Wait for the oldest batch in flight (the wait counts as NN time) and apply it; returns its rows."""
+        leaves, fut = inflight.popleft()
+        t0 = time.perf_counter()
+        try:
+            outs = fut.result()
+        except BaseException:
+            self._abandon(leaves)
+            raise
+        finally:
+            self.nn_seconds += time.perf_counter() - t0
+        self.playouts += self._apply(leaves, outs)
+        return len(leaves)
