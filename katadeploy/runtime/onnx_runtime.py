@@ -9,7 +9,10 @@ TensorRT EP (with CUDA as fallback); a provider this onnxruntime lacks is a
 ALL. ``session_cache=True`` keeps the optimised model under ``katadeploy.cache.cache_dir("onnxruntime")``, keyed
 by the artifact's sha256, onnxruntime's version, the provider and the CPU, and loads it from there next time.
 Inputs are float32 for every precision (FP16 graphs keep FP32 I/O); batches of any size are accepted; the shapes
-are checked against the manifest before running.
+are checked against the manifest before running. An ``onnx-int8`` artifact on the CPU EP runs with the weight codes of
+``int8_weights`` (``auto``/``s8``/``u8``, :mod:`katadeploy.runtime.qdq_weights`): on x86 CPUs without VNNI/AMX,
+``auto`` loads its s8 weights as the equal u8 codes so onnxruntime's int8 kernels do not saturate;
+``evaluator.int8_weights`` says which ran.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from katadeploy.artifact import OUTPUT_NAMES, ArtifactManifest
 from katadeploy.errors import KatadeployError
 from katadeploy.extras import require
 from katadeploy.runtime.base import LoadRequest, RawBatch, check_inputs
+from katadeploy.runtime.cpu import cpu_name
+from katadeploy.runtime.qdq_weights import unsigned_weights, weights_mode
 
 GPU_HINT = (
     "pip uninstall onnxruntime && pip install onnxruntime-gpu (it provides the CUDA and TensorRT execution "
@@ -74,25 +79,14 @@ def providers_for(
     return [("TensorrtExecutionProvider", trt_opts), cuda, "CPUExecutionProvider"]
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def session_cache_path(ort: Any, artifact: Path, kind: str, index: int) -> Path:
-    """Where the optimised model for this artifact, onnxruntime, provider and CPU is kept."""
+def session_cache_path(ort: Any, artifact: Path, kind: str, index: int, weights: str = "s8") -> Path:
+    """Where the optimised model for this artifact, onnxruntime, provider, CPU and int8 weight codes is kept."""
     from katadeploy.cache import cache_dir
     from katadeploy.hashing import sha256_file
 
     sha = sha256_file(artifact)
     key = hashlib.sha256(
-        "|".join([sha, ort.__version__, kind, str(index), _cpu_name(), platform.machine()]).encode()
+        "|".join([sha, ort.__version__, kind, str(index), cpu_name(), platform.machine(), weights]).encode()
     ).hexdigest()[:20]
     return cache_dir("onnxruntime", "sessions") / f"{artifact.stem}-{sha[:12]}-{key}.onnx"
 
@@ -122,16 +116,20 @@ class OnnxEvaluator:
         if threads:
             so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
-        source = str(self.path)
+        source: str | bytes = str(self.path)
+        #: the int8 weight codes the session runs: the stored s8, or u8 where this CPU's u8 x s8 kernel saturates
+        self.int8_weights = weights_mode(opts.get("int8_weights")) if self._rewrites(manifest, kind) else None
         self.session_cache: Path | None = None
         if opts.get("session_cache") and kind != "tensorrt":
-            cached = session_cache_path(ort, self.path, kind, index)
+            cached = session_cache_path(ort, self.path, kind, index, self.int8_weights or "s8")
             self.session_cache = cached
             if cached.is_file():
                 source = str(cached)
                 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             else:
                 so.optimized_model_filepath = str(cached.with_name(f".{cached.name}.{os.getpid()}.tmp"))
+        if self.int8_weights == "u8" and isinstance(source, str) and source == str(self.path):
+            source = self._unsigned(source)
         providers = providers_for(ort, kind, index, manifest, opts)
         try:
             self.session = ort.InferenceSession(source, so, providers=providers)
@@ -148,6 +146,20 @@ class OnnxEvaluator:
                 f"{self.path.name}: graph inputs {names} do not match its manifest ({self.input_names}); re-export it"
             )
         self.providers = self.session.get_providers()
+
+    @staticmethod
+    def _rewrites(manifest: ArtifactManifest, kind: str) -> bool:
+        return manifest.precision == "int8" and kind == "cpu"
+
+    def _unsigned(self, path: str) -> bytes:
+        """The artifact with u8 weight codes (:func:`katadeploy.runtime.qdq_weights.unsigned_weights`)."""
+        onnx = require("onnx", "onnx")
+        try:
+            proto = onnx.load(path)
+        except Exception as exc:  # onnx raises DecodeError and friends
+            raise KatadeployError(f"onnx cannot read {self.path.name}: {exc}") from None
+        unsigned_weights(proto)
+        return proto.SerializeToString()
 
     def evaluate(self, spatial: np.ndarray, global_: np.ndarray, meta: np.ndarray | None = None) -> RawBatch:
         arrays = check_inputs(self.name, self.manifest.inputs, spatial, global_, meta)

@@ -19,7 +19,7 @@ are checked against the manifest.
   per stream of a ``THROUGHPUT``-hint compilation and run concurrently. :meth:`OpenVINOEvaluator.evaluate_many`
   is the search-style path: a list of batches (sizes 1-64) kept in flight on an ``AsyncInferQueue`` of the
   throughput compilation, results returned in order. Both compilations are made lazily, once.
-- :func:`cpu_check` and :func:`cpu_features` are shared with the exporter.
+- :func:`cpu_check` is shared with the exporter; the CPU's flags come from :mod:`katadeploy.runtime.cpu`.
 """
 
 from __future__ import annotations
@@ -37,29 +37,17 @@ from katadeploy.artifact import OUTPUT_NAMES, ArtifactManifest
 from katadeploy.errors import KatadeployError
 from katadeploy.extras import require
 from katadeploy.runtime.base import LoadRequest, RawBatch, check_inputs, concat
+from katadeploy.runtime.cpu import int8_dot_saturates
 
 PRECISION_HINTS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16": "f16"}
 THROUGHPUT_BATCH = 16
 _SUPPORTED_ARCH = ("x86_64", "amd64", "i686", "x86", "aarch64", "arm64")
-_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 _warned_vnni = False
 
 
 def openvino() -> Any:
     """The ``openvino`` module, or :class:`~katadeploy.errors.MissingExtraError` naming the extra."""
     return require("openvino", "openvino")
-
-
-def cpu_features() -> set[str]:
-    """CPU flags from ``/proc/cpuinfo`` (empty where it is not readable)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def cpu_check(core: Any, device: str = "CPU") -> None:
@@ -112,10 +100,7 @@ def _warn_no_vnni(manifest: ArtifactManifest | None) -> None:
     global _warned_vnni
     if _warned_vnni or manifest is None or manifest.precision != "int8":
         return
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return
-    flags = cpu_features()
-    if flags and not flags.intersection(_VNNI_FLAGS):
+    if int8_dot_saturates():
         _warned_vnni = True
         print(
             "katadeploy: warning: this CPU has no VNNI/AMX int8 instructions; the int8 kernels of this artifact "

@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from katadeploy.artifact import read_manifest
 from katadeploy.export import int8_repair as R
 from katadeploy.export.onnx_int8 import CalibrationReader, _augmented, _quantize, _session
+from katadeploy.runtime.qdq_weights import unsigned_weights, weights_mode
 from tests.export.artifacts import (
     NETS,
     RESNET,
@@ -159,10 +160,18 @@ def test_repaired_graph_is_the_same_function_and_runs_the_repaired_weights(tmp_p
             xs = inits[producer[node.input[0]].input[1]]
             np.testing.assert_allclose(inits[bs], xs * la.w_scale, rtol=1e-6)
             np.testing.assert_allclose(inits[bq] * inits[bs], la.bias, atol=float(inits[bs].max()))
-    # the QDQ graph equals the numpy model of what it should run: fake-quantized x/s times the INT8 weights
-    got_q = ort.InferenceSession(qdq.SerializeToString()).run(None, feed)[0]
-    err_q = np.abs(got_q - want).max() / np.abs(want).max()
+    # the QDQ graph equals the numpy model of what it should run: fake-quantized x/s times the INT8 weights. The
+    # graph's own arithmetic (no fusion) first, then onnxruntime's fused int8 kernels as katadeploy's runtime loads
+    # them (u8 weight codes where this CPU's u8 x s8 dot product saturates: katadeploy.runtime.qdq_weights)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    exact = ort.InferenceSession(qdq.SerializeToString(), so).run(None, feed)[0]
+    err_q = np.abs(exact - want).max() / np.abs(want).max()
     assert 0 < err_q < 0.05, err_q
+    if weights_mode("auto") == "u8":
+        assert unsigned_weights(qdq) == 3
+    fused = ort.InferenceSession(qdq.SerializeToString()).run(None, feed)[0]
+    np.testing.assert_allclose(fused, exact, rtol=0, atol=1e-4 * np.abs(want).max())
 
 
 # ---------------------------------------------------------------------------------------------- the small nets
