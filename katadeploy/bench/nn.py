@@ -116,6 +116,8 @@ class ArtifactResult:
     flops_per_eval: int | None
     batches: list[BatchResult]
     int8_mac_fraction: float | None = None  # INT8 artifacts: the share of MACs that really run int8
+    #: onnx-int8 on onnxruntime's CPU provider: the share it runs in int8 (input-only QDQ convolutions run float)
+    onnxruntime_cpu_fraction: float | None = None
 
 
 @dataclass
@@ -364,6 +366,7 @@ def _artifact_result(payload: dict[str, Any], model: Any) -> ArtifactResult:
         load_seconds=payload["load_seconds"], base_rss_mb=payload["base_rss_mb"],
         peak_rss_mb=payload["peak_rss_mb"], flops_per_eval=fl, batches=rows,
         int8_mac_fraction=payload.get("int8_mac_fraction"),
+        onnxruntime_cpu_fraction=payload.get("onnxruntime_cpu_fraction"),
     )  # fmt: skip
 
 

@@ -38,7 +38,9 @@ def target_label(a: ArtifactResult) -> str:
         + (" exact" if a.exact else "")
         + (f" fixed-batch {a.fixed_batch}" if a.fixed_batch else "")
         + (f" async x{max(inflight)}" if max(inflight, default=1) > 1 else "")
-        + (f" ({100 * a.int8_mac_fraction:.0f}% of MACs int8)" if a.int8_mac_fraction is not None else "")
+        + (f" ({100 * a.int8_mac_fraction:.0f}% of MACs int8" if a.int8_mac_fraction is not None else "")
+        + (f", onnxruntime CPU {100 * a.onnxruntime_cpu_fraction:.0f}%" if a.onnxruntime_cpu_fraction is not None else "")
+        + (")" if a.int8_mac_fraction is not None else "")
     )
 
 

@@ -45,6 +45,8 @@ class TargetOutcome:
     top1_agreement: float | None = None
     report: str | None = None
     int8_mac_fraction: float | None = None  # INT8 artifacts: the share of MACs that really run int8
+    #: onnx-int8: the share onnxruntime's CPU provider runs in int8 (it runs input-only QDQ convolutions in float)
+    onnxruntime_cpu_fraction: float | None = None
     evals_per_s: dict[int, float] = field(default_factory=dict)
     match: dict[str, Any] | None = None  # --match-games: Elo against the FP32 artifact (or an error)
 
@@ -161,6 +163,7 @@ def run_deploy(
         o.report = str(paths.get("md", ""))
         o.verdict = "PASS" if result.passed else "FAIL"
         o.int8_mac_fraction = (m.quantization or {}).get("int8_mac_fraction")
+        o.onnxruntime_cpu_fraction = ((m.quantization or {}).get("onnxruntime_cpu") or {}).get("int8_mac_fraction")
         worst = metrics.worst(m.precision)
         o.worst = f"{worst.metric} {worst.stat} {worst.value:.4g} ({worst.ratio:.2f}x limit)"
         o.top1_agreement = metrics.top1
@@ -251,7 +254,7 @@ def markdown(r: DeployResult) -> str:
         else:
             row = [
                 t.target, Path(t.artifact or "").name, f"{t.size_mb:.1f}", f"{t.export_seconds:.0f}",
-                t.verdict, _share(t.int8_mac_fraction), (t.worst or "").replace("|", "/"),
+                t.verdict, _share(t.int8_mac_fraction, t.onnxruntime_cpu_fraction), (t.worst or "").replace("|", "/"),
             ]  # fmt: skip
             row += [f"{t.evals_per_s[b]:.1f}" if b in t.evals_per_s else "-" for b in bs]
         if strength:
@@ -269,9 +272,12 @@ def _strength(m: dict[str, Any] | None) -> str:
     return f"{m['elo']:+.1f} [{lo:+.1f}, {hi:+.1f}] ({m['games']} games vs {m['against']})"
 
 
-def _share(fraction: float | None) -> str:
-    """The int8 MAC share for the table: an "int8" artifact that is mostly float says so."""
-    return "-" if fraction is None else f"{100 * fraction:.0f}%"
+def _share(fraction: float | None, onnxruntime_cpu: float | None = None) -> str:
+    """The int8 MAC share for the table: an "int8" artifact that is mostly float says so (and so does one whose
+    runtime, onnxruntime's CPU provider, runs less of it in int8 than the graph quantizes)."""
+    if fraction is None:
+        return "-"
+    return f"{100 * fraction:.0f}%" + ("" if onnxruntime_cpu is None else f" (onnxruntime CPU {100 * onnxruntime_cpu:.0f}%)")
 
 
 def write_summary(r: DeployResult, out: Path) -> dict[str, Path]:

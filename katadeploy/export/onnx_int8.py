@@ -33,6 +33,10 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   ``int8_qat_steps/batch/lr/power/range_lr/positions``), cached per net sha256 and recipe, so ``katadeploy qat``
   trains once and ``export`` reuses it. The trained weights replace GPTQ's only when they score better on the
   validation split; ``details["int8"]["repair"]["qat"]`` records both scores and whether they were used.
+- ``quantization["onnxruntime_cpu"]`` (:func:`onnxruntime_cpu`): the share of MACs onnxruntime's CPU provider
+  really runs in int8 on the exporting machine. The graph's ``int8_mac_fraction`` counts what is quantized, which
+  OpenVINO and TensorRT run in int8; onnxruntime 1.32 fuses no input-only QDQ ``Conv`` into an integer kernel (it
+  dequantizes and convolves in float), so on the CPU provider that share is far lower (0% on g170-b6c96).
 - Method choice: each candidate method is run with onnxruntime on up to ``options["val_positions"]`` (default
   :data:`DEFAULT_VAL_POSITIONS`) positions of the validation split and scored against the PyTorch FP32 reference
   with :func:`katadeploy.validate.metrics.compare` + ``selection_loss(metrics, "int8")``; ties (0 = comfortably
@@ -568,6 +572,21 @@ def _methods(req: ExportRequest) -> tuple[str, ...]:
     return methods
 
 
+def onnxruntime_cpu(path: Path, rows: list[Any]) -> dict[str, Any]:
+    """What onnxruntime's CPU provider runs in int8 on this machine: the share of ``rows``' MACs (the graph's
+    :func:`~katadeploy.export.macs.onnx_macs` rows) whose node it fuses into an integer kernel, with the CPU and
+    onnxruntime it was read on (:func:`katadeploy.runtime.onnx_runtime.integer_kernel_nodes`)."""
+    ort = require("onnxruntime", "onnx")
+    from katadeploy.runtime.cpu import cpu_name, int8_isa
+    from katadeploy.runtime.onnx_runtime import integer_kernel_nodes
+    from katadeploy.runtime.qdq_weights import weights_mode
+
+    fused = integer_kernel_nodes(path)
+    share = summarize_macs([(n, r, m, q and n in fused) for n, r, m, q in rows], "")["int8_mac_fraction"]
+    return {"int8_mac_fraction": share, "integer_kernels": len(fused), "cpu": cpu_name(), "int8_isa": int8_isa(),
+            "int8_weights": weights_mode("auto"), "onnxruntime": ort.__version__}  # fmt: skip
+
+
 def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
     if req.calib is None:
         raise KatadeployError(
@@ -667,11 +686,14 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         def role(name: str, op: str) -> str:
             return "fallback" if name in floated else int8_role(name, op, model, _gpool_float(req))
 
+        rows = onnx_macs(final, role)
         quantization = summarize_macs(
-            onnx_macs(final, role),
+            rows,
             f"onnxruntime quantize_static QDQ, {best} ranges, {activations} activations, s8 weights per channel, "
             f"{placement}" + (f", {len(floated)} layer(s) returned to float by the gate" if floated else ""),
         )
+        onnx.save(final, str(tmp / "final.onnx"))
+        quantization["onnxruntime_cpu"] = onnxruntime_cpu(tmp / "final.onnx", rows)
         with staged(path) as out_tmp:
             onnx.save(final, str(out_tmp))
     return {

@@ -91,6 +91,33 @@ def session_cache_path(ort: Any, artifact: Path, kind: str, index: int, weights:
     return cache_dir("onnxruntime", "sessions") / f"{artifact.stem}-{sha[:12]}-{key}.onnx"
 
 
+#: onnxruntime's integer kernels that its QDQ fusion produces from a Conv / MatMul / Gemm
+INTEGER_KERNELS = ("QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat", "QGemm",
+                   "DynamicQuantizeMatMul")  # fmt: skip
+
+
+def integer_kernel_nodes(path: str | Path, weights: str | None = None) -> set[str]:
+    """Names of the ``path`` graph's nodes that onnxruntime's CPU provider, on this machine, runs as integer kernels
+    (its optimised graph keeps the fused node's name), with the weight codes of ``weights`` (``int8_weights``:
+    ``auto``/``s8``/``u8``). Every other Conv/MatMul/Gemm of a QDQ graph is dequantized and run in float."""
+    import tempfile
+
+    ort = require("onnxruntime", "onnx")
+    onnx = require("onnx", "onnx")
+    proto = onnx.load(str(path))
+    if weights_mode(weights) == "u8":
+        unsigned_weights(proto)
+    with tempfile.TemporaryDirectory(prefix="katadeploy-ort-") as tmp:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights.bin")
+        ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        optimized = onnx.load(so.optimized_model_filepath, load_external_data=False)
+    return {n.name for n in optimized.graph.node if n.op_type in INTEGER_KERNELS}
+
+
 class OnnxEvaluator:
     """An onnxruntime session behind the :class:`~katadeploy.runtime.base.Evaluator` interface."""
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 import pytest
 
-from katadeploy.artifact import read_manifest
+from katadeploy.artifact import int8_label, read_manifest
 from katadeploy.errors import KatadeployError
 from katadeploy.export import node_roles as R
 from katadeploy.export import onnx as X
@@ -29,6 +29,7 @@ from katadeploy.go.position import load_positions
 from katadeploy.hashing import sha256_file
 from katadeploy.model.format import load_model
 from katadeploy.runtime.loader import open_evaluator
+from katadeploy.runtime.onnx_runtime import integer_kernel_nodes
 from katadeploy.runtime.rawnn import raw_nn
 from katadeploy.runtime.torch_runtime import TorchEvaluator
 from katadeploy.validate.positions import load_validation_set
@@ -215,6 +216,13 @@ def test_int8_graph_and_manifest(out_dir):
     assert q["recipe"].startswith("onnxruntime quantize_static") and set(q["float_macs_by_role"]) <= set(
         FLOAT_ROLES
     )
+    # what onnxruntime's CPU provider runs in int8, read off its own optimised graph independently of the record
+    ort_cpu = q["onnxruntime_cpu"]
+    fused = integer_kernel_nodes(path)
+    assert ort_cpu["integer_kernels"] == len(fused) and 0.0 <= ort_cpu["int8_mac_fraction"] <= q["int8_mac_fraction"]
+    weight_ops = {n.name for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "MatMul", "Gemm")}
+    assert fused <= weight_ops and (fused or ort_cpu["int8_mac_fraction"] == 0.0)
+    assert f"onnxruntime CPU {100 * ort_cpu['int8_mac_fraction']:.0f}%" in int8_label(q)
     proto = onnx.load(str(path))
     producers = {o: n for n in proto.graph.node for o in n.output}
     quantized, float_roles = 0, set()
