@@ -97,9 +97,11 @@ INTEGER_KERNELS = ("QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger
 
 
 def integer_kernel_nodes(path: str | Path, weights: str | None = None) -> set[str]:
-    """Names of the ``path`` graph's nodes that onnxruntime's CPU provider, on this machine, runs as integer kernels
-    (its optimised graph keeps the fused node's name), with the weight codes of ``weights`` (``int8_weights``:
-    ``auto``/``s8``/``u8``). Every other Conv/MatMul/Gemm of a QDQ graph is dequantized and run in float."""
+    """Names of the ``path`` graph's Conv/MatMul/Gemm nodes that onnxruntime's CPU provider, on this machine, runs
+    as integer kernels, with the weight codes of ``weights`` (``int8_weights``: ``auto``/``s8``/``u8``). Every other
+    Conv/MatMul/Gemm of a QDQ graph is dequantized and run in float. The optimised graph names a fused kernel after
+    its node, or after it with a suffix (``<name>_token_19`` for a ``QLinearConv``): the longest node name that
+    prefixes it is the one."""
     import tempfile
 
     ort = require("onnxruntime", "onnx")
@@ -115,7 +117,14 @@ def integer_kernel_nodes(path: str | Path, weights: str | None = None) -> set[st
         so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "weights.bin")
         ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
         optimized = onnx.load(so.optimized_model_filepath, load_external_data=False)
-    return {n.name for n in optimized.graph.node if n.op_type in INTEGER_KERNELS}
+    ops = sorted((n.name for n in proto.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")), key=len, reverse=True)
+    found = set()
+    for n in optimized.graph.node:
+        if n.op_type in INTEGER_KERNELS:
+            match = next((o for o in ops if n.name == o or n.name.startswith(o + "_")), None)
+            if match is not None:
+                found.add(match)
+    return found
 
 
 class OnnxEvaluator:

@@ -39,7 +39,7 @@ def _qdq_matmul(k: int = 64, n: int = 16) -> onnx.ModelProto:
         helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
         helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
         helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=1),
-        helper.make_node("MatMul", ["xd", "wd"], ["y"]),
+        helper.make_node("MatMul", ["xd", "wd"], ["y"], name="mm"),
     ]
     g = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, k])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)  # fmt: skip
@@ -120,3 +120,42 @@ def test_onnx_evaluator_runs_the_codes_it_reports(tmp_path, g170_path, monkeypat
         with pytest.raises(KatadeployError, match="do not match its manifest"):
             OnnxEvaluator(path, manifest, int8_weights=option)
         assert rewritten == ([True] if codes == "u8" else []), option
+
+
+def _qdq_conv(output_q: bool) -> onnx.ModelProto:
+    """u8 input -> Conv with s8 weights, its output quantized too (``output_q``) or left float."""
+    rng = np.random.default_rng(1)
+    inits = [
+        numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+        numpy_helper.from_array(np.array(0, np.uint8), "z"),
+        numpy_helper.from_array(rng.integers(-127, 128, (8, 4, 3, 3)).astype(np.int8), "wq"),
+        numpy_helper.from_array(np.full(8, 0.001, np.float32), "ws"),
+        numpy_helper.from_array(np.zeros(8, np.int8), "wz"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd"], ["c" if output_q else "y"], name="blocks.0/conv", pads=[1, 1, 1, 1]),
+    ]
+    if output_q:
+        nodes += [helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"]),
+                  helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["y"])]  # fmt: skip
+    g = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)  # fmt: skip
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_integer_kernel_nodes_names_the_graphs_own_nodes(tmp_path):
+    """onnxruntime renames a fused QLinearConv (``<name>_token_N``); the report maps it back to the graph's node.
+    Which patterns it fuses is onnxruntime's business: what it reports must be the graph's own names."""
+    from katadeploy.runtime.onnx_runtime import integer_kernel_nodes
+
+    for output_q in (True, False):
+        path = tmp_path / f"conv-{output_q}.onnx"
+        onnx.save(_qdq_conv(output_q), str(path))
+        assert integer_kernel_nodes(path) <= {"blocks.0/conv"}
+    assert integer_kernel_nodes(tmp_path / "conv-True.onnx") == {"blocks.0/conv"}  # conv in, u8 out: QLinearConv
+    path = tmp_path / "mm.onnx"
+    onnx.save(_qdq_matmul(), str(path))
+    assert integer_kernel_nodes(path) == {"mm"}  # MatMulIntegerToFloat keeps the name
