@@ -277,6 +277,8 @@ def _share(fraction: float | None, onnxruntime_cpu: float | None = None) -> str:
     runtime, onnxruntime's CPU provider, runs less of it in int8 than the graph quantizes)."""
     if fraction is None:
         return "-"
+    if fraction == 0:
+        return "0% (nothing runs int8: the fallback returned every layer to float)"
     return f"{100 * fraction:.0f}%" + ("" if onnxruntime_cpu is None else f" (onnxruntime CPU {100 * onnxruntime_cpu:.0f}%)")
 
 

@@ -55,3 +55,12 @@ def test_deploy_bad_net_is_a_clear_error(tmp_path, capsys):
     rc = main(["deploy", str(bad), "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc != 0 and "Traceback" not in err and "broken.bin.gz" in err
+
+
+def test_int8_share_cell_says_what_really_runs_int8():
+    from katadeploy.deploy.pipeline import _share
+
+    assert _share(None) == "-"
+    assert _share(0.8) == "80%"
+    assert _share(0.8, 0.0) == "80% (onnxruntime CPU 0%)"
+    assert _share(0.0).startswith("0% (nothing runs int8")
