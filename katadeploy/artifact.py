@@ -119,10 +119,17 @@ def int8_label(quantization: dict[str, Any] | None) -> str:
     if not quantization or "int8_mac_fraction" not in quantization:
         return ""
     label = f"int8 MACs {100 * float(quantization['int8_mac_fraction']):.0f}%"
-    ort_cpu = quantization.get("onnxruntime_cpu")
-    if isinstance(ort_cpu, dict) and "int8_mac_fraction" in ort_cpu:
-        label += f", onnxruntime CPU {100 * float(ort_cpu['int8_mac_fraction']):.0f}%"
-    return label
+    ort_cpu = onnxruntime_cpu_fraction(quantization)
+    return label if ort_cpu is None else label + f", onnxruntime CPU {100 * ort_cpu:.0f}%"
+
+
+def onnxruntime_cpu_fraction(quantization: dict[str, Any] | None) -> float | None:
+    """The share of MACs onnxruntime's CPU provider runs in int8 (``quantization["onnxruntime_cpu"]``, onnx-int8),
+    or None where the manifest does not record it."""
+    ort_cpu = (quantization or {}).get("onnxruntime_cpu")
+    if not isinstance(ort_cpu, dict) or "int8_mac_fraction" not in ort_cpu:
+        return None
+    return float(ort_cpu["int8_mac_fraction"])
 
 
 def sidecar_path(artifact: str | Path) -> Path:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from katadeploy.argtypes import batch_list, inflight_arg
+from katadeploy.artifact import onnxruntime_cpu_fraction
 from katadeploy.errors import KatadeployError
 
 PROGRESS_TAG = "KDBENCH"
@@ -164,9 +165,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "target": m.target, "format": m.format, "precision": m.precision, "nn_x": m.nn_x, "nn_y": m.nn_y,
             "exact": m.exact_board, "fixed_batch": m.fixed_batch, "source": m.source.get("name"),
             "int8_mac_fraction": (m.quantization or {}).get("int8_mac_fraction"),
-            "onnxruntime_cpu_fraction": ((m.quantization or {}).get("onnxruntime_cpu") or {}).get("int8_mac_fraction")
-            if str(getattr(ev, "name", "")).startswith("onnx-") and str(getattr(ev, "name", "")).endswith("-cpu")
-            else None,
+            "onnxruntime_cpu_fraction": onnxruntime_cpu_fraction(m.quantization)
+            if m.format == "onnx" and getattr(ev, "device", None) == "cpu" else None,
         }  # fmt: skip
         meta_specs = [t for t in m.inputs if t.name == "meta"]
         meta_ch = int(meta_specs[0].shape[-1]) if meta_specs else 0

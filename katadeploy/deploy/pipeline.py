@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from katadeploy.artifact import onnxruntime_cpu_fraction
 from katadeploy.errors import KatadeployError
 from katadeploy.model.source import Net, open_net
 from katadeploy.progress import log
@@ -163,7 +164,7 @@ def run_deploy(
         o.report = str(paths.get("md", ""))
         o.verdict = "PASS" if result.passed else "FAIL"
         o.int8_mac_fraction = (m.quantization or {}).get("int8_mac_fraction")
-        o.onnxruntime_cpu_fraction = ((m.quantization or {}).get("onnxruntime_cpu") or {}).get("int8_mac_fraction")
+        o.onnxruntime_cpu_fraction = onnxruntime_cpu_fraction(m.quantization)
         worst = metrics.worst(m.precision)
         o.worst = f"{worst.metric} {worst.stat} {worst.value:.4g} ({worst.ratio:.2f}x limit)"
         o.top1_agreement = metrics.top1

@@ -572,7 +572,7 @@ def _methods(req: ExportRequest) -> tuple[str, ...]:
     return methods
 
 
-def onnxruntime_cpu(path: Path, rows: list[Any]) -> dict[str, Any]:
+def onnxruntime_cpu(proto: Any, rows: list[Any]) -> dict[str, Any]:
     """What onnxruntime's CPU provider runs in int8 on this machine: the share of ``rows``' MACs (the graph's
     :func:`~katadeploy.export.macs.onnx_macs` rows) whose node it fuses into an integer kernel, with the CPU and
     onnxruntime it was read on (:func:`katadeploy.runtime.onnx_runtime.integer_kernel_nodes`)."""
@@ -581,7 +581,7 @@ def onnxruntime_cpu(path: Path, rows: list[Any]) -> dict[str, Any]:
     from katadeploy.runtime.onnx_runtime import integer_kernel_nodes
     from katadeploy.runtime.qdq_weights import weights_mode
 
-    fused = integer_kernel_nodes(path)
+    fused = integer_kernel_nodes(proto.SerializeToString())
     share = summarize_macs([(n, r, m, q and n in fused) for n, r, m, q in rows], "")["int8_mac_fraction"]
     return {"int8_mac_fraction": share, "integer_kernels": len(fused), "cpu": cpu_name(), "int8_isa": int8_isa(),
             "int8_weights": weights_mode("auto"), "onnxruntime": ort.__version__}  # fmt: skip
@@ -692,8 +692,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             f"onnxruntime quantize_static QDQ, {best} ranges, {activations} activations, s8 weights per channel, "
             f"{placement}" + (f", {len(floated)} layer(s) returned to float by the gate" if floated else ""),
         )
-        onnx.save(final, str(tmp / "final.onnx"))
-        quantization["onnxruntime_cpu"] = onnxruntime_cpu(tmp / "final.onnx", rows)
+        quantization["onnxruntime_cpu"] = onnxruntime_cpu(final, rows)
         with staged(path) as out_tmp:
             onnx.save(final, str(out_tmp))
     return {

@@ -20,28 +20,26 @@ VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 _X86 = ("x86_64", "amd64", "i686", "x86")
 
 
-def cpu_features() -> set[str]:
-    """CPU flags from ``/proc/cpuinfo`` (empty where it is not readable)."""
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first ``/proc/cpuinfo`` line starting with one of ``keys`` (None where unreadable)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(keys):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_features() -> set[str]:
+    """CPU flags from ``/proc/cpuinfo`` (empty where it is not readable)."""
+    return set((_cpuinfo("flags", "Features") or "").split())
 
 
 def cpu_name() -> str:
     """The CPU's model name."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def is_x86() -> bool:

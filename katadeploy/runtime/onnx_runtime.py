@@ -96,8 +96,8 @@ INTEGER_KERNELS = ("QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger
                    "DynamicQuantizeMatMul")  # fmt: skip
 
 
-def integer_kernel_nodes(path: str | Path, weights: str | None = None) -> set[str]:
-    """Names of the ``path`` graph's Conv/MatMul/Gemm nodes that onnxruntime's CPU provider, on this machine, runs
+def integer_kernel_nodes(model: str | Path | bytes, weights: str | None = None) -> set[str]:
+    """Names of the ``model`` graph's (a file, or its serialized bytes) Conv/MatMul/Gemm nodes that onnxruntime's CPU provider, on this machine, runs
     as integer kernels, with the weight codes of ``weights`` (``int8_weights``: ``auto``/``s8``/``u8``). Every other
     Conv/MatMul/Gemm of a QDQ graph is dequantized and run in float. The optimised graph names a fused kernel after
     its node, or after it with a suffix (``<name>_token_19`` for a ``QLinearConv``): the longest node name that
@@ -106,7 +106,7 @@ def integer_kernel_nodes(path: str | Path, weights: str | None = None) -> set[st
 
     ort = require("onnxruntime", "onnx")
     onnx = require("onnx", "onnx")
-    proto = onnx.load(str(path))
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(str(model))
     if weights_mode(weights) == "u8":
         unsigned_weights(proto)
     with tempfile.TemporaryDirectory(prefix="katadeploy-ort-") as tmp:
@@ -164,7 +164,7 @@ class OnnxEvaluator:
                 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
             else:
                 so.optimized_model_filepath = str(cached.with_name(f".{cached.name}.{os.getpid()}.tmp"))
-        if self.int8_weights == "u8" and isinstance(source, str) and source == str(self.path):
+        if self.int8_weights == "u8" and source == str(self.path):  # not the cached, already rewritten model
             source = self._unsigned(source)
         providers = providers_for(ort, kind, index, manifest, opts)
         try:

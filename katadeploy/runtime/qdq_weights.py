@@ -16,7 +16,6 @@ The artifact file itself keeps s8 weights, the format TensorRT and OpenVINO need
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -46,23 +45,23 @@ def unsigned_weights(proto: Any) -> int:
 
     graph = proto.graph
     inits = {i.name: i for i in graph.initializer}
-    weight_of: dict[str, list[Any]] = defaultdict(list)
-    for n in graph.node:
-        if n.op_type in WEIGHT_OPS and len(n.input) > 1:
-            weight_of[n.input[1]].append(n)
+    weights = {n.input[1] for n in graph.node if n.op_type in WEIGHT_OPS and len(n.input) > 1}
     added: dict[str, Any] = {}
     count = 0
     for n in graph.node:
-        if n.op_type != "DequantizeLinear" or n.input[0] not in inits or not weight_of.get(n.output[0]):
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits or n.output[0] not in weights:
             continue
         q = numpy_helper.to_array(inits[n.input[0]])
         if q.dtype != np.int8:
             continue
         zp_name = n.input[2] if len(n.input) > 2 else ""
         if zp_name:
-            if zp_name not in inits or np.any(numpy_helper.to_array(inits[zp_name])):
+            if zp_name not in inits:
+                continue
+            zp = numpy_helper.to_array(inits[zp_name])
+            if np.any(zp):
                 continue  # an asymmetric int8 weight: leave it as it is
-            zp_shape = numpy_helper.to_array(inits[zp_name]).shape
+            zp_shape = zp.shape
         else:
             zp_shape = numpy_helper.to_array(inits[n.input[1]]).shape if n.input[1] in inits else ()
         q_name, z_name = n.input[0] + _SUFFIX, (zp_name or n.output[0] + "_zero_point") + _SUFFIX
@@ -71,12 +70,9 @@ def unsigned_weights(proto: Any) -> int:
         if z_name not in added:
             added[z_name] = numpy_helper.from_array(np.full(zp_shape, 128, np.uint8), z_name)
         n.input[0] = q_name
-        if zp_name:
-            n.input[2] = z_name
-        else:
-            while len(n.input) < 3:
-                n.input.append("")
-            n.input[2] = z_name
+        while len(n.input) < 3:
+            n.input.append("")
+        n.input[2] = z_name
         count += 1
     if not count:
         return 0
