@@ -16,6 +16,11 @@ Contract:
   :func:`write_manifest` writes it atomically; :func:`read_manifest` validates the file and raises
   :class:`~katadeploy.errors.KatadeployError` with the fix when it is missing or malformed; :func:`check_source`
   refuses an artifact that was built from another net.
+- :func:`content_sha256` identifies what an artifact computes, not when it was built: the sha256 of its payload
+  (:func:`payload_files`: the artifact file or directory, plus OpenVINO's ``.bin`` beside its ``.xml``) and of
+  the manifest fields that decide its function (target, board, I/O, output scale, source net). Re-exporting the
+  same net with the same options gives the same value wherever the export is deterministic (FP32/FP16), while the
+  manifest's own sha256 changes with every export (``created``, timings).
 """
 
 from __future__ import annotations
@@ -182,6 +187,31 @@ def artifact_file(manifest: ArtifactManifest, manifest_or_artifact: str | Path) 
     p = Path(manifest_or_artifact)
     base = p.parent
     return base / manifest.artifact
+
+
+def payload_files(manifest: ArtifactManifest, manifest_or_artifact: str | Path) -> list[Path]:
+    """The files (or ``.mlpackage``-style directory) that hold the artifact's graph and weights."""
+    main = artifact_file(manifest, manifest_or_artifact)
+    files = [main]
+    if main.suffix == ".xml" and main.with_suffix(".bin").is_file():
+        files.append(main.with_suffix(".bin"))
+    return files
+
+
+#: manifest fields that decide what an artifact computes (the rest are provenance: dates, timings, machine)
+FUNCTION_FIELDS = ("target", "format", "precision", "source", "board", "batch", "inputs", "outputs",
+                   "output_scale")  # fmt: skip
+
+
+def content_sha256(artifact: str | Path) -> str:
+    """sha256 of ``artifact``'s payload and function-deciding manifest fields (see the module contract)."""
+    from katadeploy.hashing import sha256_file, sha256_text
+
+    manifest = read_manifest(artifact)
+    fields = {k: v for k, v in manifest.to_json().items() if k in FUNCTION_FIELDS}
+    parts = [json.dumps(fields, sort_keys=True)]
+    parts += [f"{f.name}:{sha256_file(f)}" for f in payload_files(manifest, artifact)]
+    return sha256_text("\n".join(parts))
 
 
 def check_source(manifest: ArtifactManifest, model_sha256: str, model_name: str = "") -> None:

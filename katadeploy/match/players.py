@@ -15,8 +15,10 @@ Contract
     sha256 differs from the manifest's is skipped, and none found is an error asking for ``--net``.
 
   Paths become absolute; on a Ray cluster every node must see them (a shared file system or the same paths).
-  ``fingerprint`` (kind, visits and the sha256 of the net, or of an artifact's manifest) identifies the player
-  in the ledger, so ``--resume`` refuses a changed player.
+  ``fingerprint`` (kind, visits and the sha256 of the net, or an artifact's
+  :func:`~katadeploy.artifact.content_sha256`: its payload and function, not its build date) identifies the
+  player in the ledger, so ``--resume`` refuses a changed player but accepts the same artifact re-exported on
+  another machine (a long match can go on across sessions from its ledger).
 * :class:`EnginePlayer` starts the player's engine under
   :class:`katadeploy.engine.AnalysisEngine` (restart on crash, per-move timeout) with a config written by
   :func:`write_config`: both engines get the same search settings - one analysis thread, one search thread,
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import katadeploy
-from katadeploy.artifact import sidecar_path
+from katadeploy.artifact import content_sha256, sidecar_path
 from katadeploy.errors import KatadeployError
 from katadeploy.hashing import sha256_file
 from katadeploy.match.game import EngineMove
@@ -130,7 +132,7 @@ def resolve_player(spec: str, visits: int, net: str | None = None) -> PlayerSpec
         manifest = p if p.suffix == ".json" and p.is_file() else sidecar_path(p)
         if manifest.is_file():
             source = _source_net(p, net)
-            return PlayerSpec(p.name, "katadeploy", str(p), visits, sha256_file(manifest), str(source))
+            return PlayerSpec(p.name, "katadeploy", str(p), visits, content_sha256(manifest), str(source))
         raise KatadeployError(
             f"{spec} is neither a KataGo net (.bin.gz, .bin, .txt.gz, .txt) nor an artifact with its manifest "
             f"({manifest.name})"

@@ -8,7 +8,8 @@ Contract:
   ``testgpuerror`` :class:`~katadeploy.validate.metrics.Metrics` and the seconds the test evaluator took.
 - :class:`CandidateScorer` holds a validation set and its reference outputs, computed once, and scores any
   number of candidate evaluators with :meth:`CandidateScorer.score` → ``(selection_loss, metrics)`` under one
-  precision's limits. :func:`calibration_scorer` builds one from a calibration set's split (the torch FP32 net
+  precision's limits; :meth:`CandidateScorer.sample` is the same on fewer positions, for cheap rankings.
+  :func:`calibration_scorer` builds one from a calibration set's split (the torch FP32 net
   as the reference); :func:`summarize` is the JSON record of a candidate's metrics that manifests keep.
 """
 
@@ -91,6 +92,16 @@ class CandidateScorer:
 
     def __len__(self) -> int:
         return len(self.vset)
+
+    def sample(self, n: int) -> CandidateScorer:
+        """A scorer on ``n`` of these positions, evenly spaced (so every board size's stratum keeps its share),
+        reusing the reference outputs; itself when ``n`` is not smaller."""
+        if not 0 < n < len(self):
+            return self
+        index = np.linspace(0, len(self) - 1, n).round().astype(np.int64)
+        reference = RawBatch(*(a[index] for a in self.reference))
+        return CandidateScorer(self.vset.subset(index), reference, self.model, self.precision, self.batch,
+                               self.per_board)  # fmt: skip
 
     def score(self, evaluator: Evaluator, progress: bool = False) -> tuple[float, Metrics]:
         """``(selection_loss, metrics)`` of ``evaluator`` against the reference (0 loss: comfortably inside).

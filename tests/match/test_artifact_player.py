@@ -49,3 +49,23 @@ def test_an_artifact_plays_the_net(ray_local, onnx_fp32: Path, g170_path: Path, 
     assert s["games"] == 2 and s["players"]["A"]["label"] == onnx_fp32.name
     header = json.loads((out / "games.jsonl").read_text().splitlines()[0])
     assert header["config"]["players"][0]["sha256"] != header["config"]["players"][1]["sha256"]
+
+
+def test_the_player_fingerprint_is_the_artifact_content_not_its_build(onnx_fp32: Path, g170_path: Path,
+                                                                       tmp_path: Path):  # fmt: skip
+    """A long match resumes across sessions: the same artifact re-exported (new date, timings) is the same player,
+    a changed payload or target is not."""
+    copy = tmp_path / onnx_fp32.name
+    shutil.copy(onnx_fp32, copy)
+    manifest = json.loads(onnx_fp32.with_name(onnx_fp32.name + ".json").read_text())
+    side = copy.with_name(copy.name + ".json")
+    base = resolve_player(str(onnx_fp32), 4, net=str(g170_path)).sha256
+    manifest["created"] = "1999-01-01T00:00:00Z"
+    manifest["details"]["seconds"] = 123.0
+    side.write_text(json.dumps(manifest))
+    assert resolve_player(str(copy), 4, net=str(g170_path)).sha256 == base
+    side.write_text(json.dumps({**manifest, "output_scale": 2.0}))
+    assert resolve_player(str(copy), 4, net=str(g170_path)).sha256 != base
+    side.write_text(json.dumps(manifest))
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    assert resolve_player(str(copy), 4, net=str(g170_path)).sha256 != base

@@ -67,3 +67,21 @@ def test_per_board_catches_errors_that_the_whole_sets_p99_forgives(tripled):
     assert metrics_b.worst("int8").metric == "winrate" and loss_b > loss
     # the reference itself scores 0 either way
     assert per_board.score(_Shifted(ref, rows, 0.0))[0] == 0.0
+
+
+def test_a_sample_keeps_every_board_size_and_scores_its_own_positions(tripled):
+    """The cheap ranking scorer: evenly spaced positions (every board size keeps a share), the matching reference
+    rows (a shift on an unsampled position is invisible to it, one on a sampled position is seen)."""
+    model, vset, ref = tripled
+    whole = CandidateScorer(vset, ref, model, "int8")
+    assert whole.sample(0) is whole and whole.sample(len(vset)) is whole
+    part = whole.sample(60)
+    assert len(part) == 60
+    area = lambda v: set(v.on_board.reshape(len(v), -1).sum(axis=1).tolist())  # noqa: E731
+    assert area(part.vset) == area(vset)
+    index = np.linspace(0, len(vset) - 1, 60).round().astype(int)
+    assert part.vset.ids == [vset.ids[i] for i in index]
+    assert np.array_equal(part.reference.value, ref.value[index])
+    assert part.score(_Shifted(part.reference, [], 0.0))[0] == 0.0
+    worse = part.score(_Shifted(part.reference, [0, 1, 2], 1.0))
+    assert worse[0] > 0.0 and not worse[1].passed("int8")

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Re-export the FP32/FP16 players of run.sh into artifacts/ (deterministic: the same content fingerprint as the
+# ledgers' headers). The openvino-int8 player is committed there as built on 2026-12-06 (AMD EPYC Zen 3) by
+#   katadeploy export NET -t openvino-int8 --option int8_source=onnx-qdq --option int8_qat=off -o artifacts
+# because its calibration is not bit-reproducible across CPUs.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+b6=$(cd "$here/../../../../../shared/models" && pwd)/g170-b6c96-s175395328-d26788732.bin.gz
+katadeploy export "$b6" -t onnx-fp32 -t onnx-fp16 -t openvino-fp32 -o "$here/artifacts"

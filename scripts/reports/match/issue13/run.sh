@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Issue 13's required matches, run a slice at a time: every call continues each match's ledger (--resume), so the
+# games add up across sessions and machines. Usage: bash run.sh PAIR [GAMES]   (PAIR: b6-fp16 | b6-int8 | b15-fp16)
+# The players are content-fingerprinted (katadeploy.artifact.content_sha256): the FP32/FP16 artifacts re-export to
+# the same fingerprint (make_artifacts.sh); the INT8 one is kept in artifacts/ because its calibration is not
+# bit-reproducible across CPUs. Run it under `nice -n 19` to play only on idle cores (with the kernel's autogroup
+# scheduling on, nice only ranks processes of one session: `echo 0 > /proc/sys/kernel/sched_autogroup_enabled`).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+shared=$(cd "$here/../../../../../shared" && pwd)
+b6=$shared/models/g170-b6c96-s175395328-d26788732.bin.gz
+art=$here/artifacts
+pair=${1:?PAIR}; games=${2:-}
+case $pair in
+  b6-fp16) a=$art/g170-b6c96-s175395328-d26788732-onnx-fp16.onnx; b=$art/g170-b6c96-s175395328-d26788732-onnx-fp32.onnx
+           set -- --board 19 --visits 100 --games "${games:-400}" --net "$b6" ;;
+  b6-int8) a=$art/g170-b6c96-s175395328-d26788732-openvino-int8.xml; b=$art/g170-b6c96-s175395328-d26788732-openvino-fp32.xml
+           set -- --board 19 --visits 100 --games "${games:-400}" --net "$b6" ;;
+  *) echo "unknown pair $pair" >&2; exit 2 ;;
+esac
+exec katadeploy match "$a" "$b" "$@" --resume -o "$here/$pair"
