@@ -97,11 +97,11 @@ INTEGER_KERNELS = ("QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger
 
 
 def integer_kernel_nodes(model: str | Path | bytes, weights: str | None = None) -> set[str]:
-    """Names of the ``model`` graph's (a file, or its serialized bytes) Conv/MatMul/Gemm nodes that onnxruntime's CPU provider, on this machine, runs
-    as integer kernels, with the weight codes of ``weights`` (``int8_weights``: ``auto``/``s8``/``u8``). Every other
-    Conv/MatMul/Gemm of a QDQ graph is dequantized and run in float. The optimised graph names a fused kernel after
-    its node, or after it with a suffix (``<name>_token_19`` for a ``QLinearConv``): the longest node name that
-    prefixes it is the one."""
+    """Names of the ``model`` graph's (a file, or its serialized bytes) Conv/MatMul/Gemm nodes that onnxruntime's
+    CPU provider, on this machine, runs as integer kernels, with the weight codes of ``weights`` (``int8_weights``:
+    ``auto``/``s8``/``u8``). Every other Conv/MatMul/Gemm of a QDQ graph is dequantized and run in float. The
+    optimised graph names a fused kernel after its node, or after it with a suffix (``<name>_token_19`` for a
+    ``QLinearConv``): the longest node name that prefixes it is the one."""
     import tempfile
 
     ort = require("onnxruntime", "onnx")
