@@ -163,7 +163,12 @@ def test_terminate_right_after_submit(shared_engine):
     for h in handles:
         h.terminate(wait=False)
     results = [h.result(timeout=60) for h in handles]
-    assert len(results) == 5 and sum(r.no_results for r in results) >= 3
+    # Each query is answered, under its own id, long before its million visits. Whether a query was still queued
+    # (noResults) or already picked up by one of the two analysis threads (a partial search) when KataGo read its
+    # terminate is a race that a loaded CI box decides either way (a CI run saw 3 of 5 started), so it is not asserted.
+    assert [r.id for r in results] == [f"t{i}" for i in range(5)]
+    for r in results:
+        assert r.no_results or 0 < r.root_info.visits < 100_000
 
 
 def test_error_and_warning_replies(shared_engine):
