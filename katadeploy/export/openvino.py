@@ -27,12 +27,14 @@ Contract: :func:`export` ``(req)`` writes the IR pair ``<stem>.xml`` (the artifa
   (softmax and the QK^T/AV matmuls inside ``ScaledDotProductAttention``) therefore run in float. Transformer
   nets use ``ModelType.TRANSFORMER``. NNCF's overflow fix is disabled (it stores 7-bit weights; VNNI/AMX CPUs do
   not need it; the runtime warns on CPUs without VNNI). Several :class:`Recipe` candidates (preset
-  PERFORMANCE/MIXED, activation range estimator, fast bias correction, SmoothQuant) are scored on the
-  validation split against PyTorch FP32 with :func:`katadeploy.validate.metrics.compare` and
-  :func:`~katadeploy.validate.metrics.selection_loss` ``(..., "int8")``; the lowest loss wins. When even the
+  PERFORMANCE/MIXED, activation range estimator, fast bias correction, SmoothQuant; one statistics pass shared by
+  the single-step ones, :func:`quantize_recipes`) are scored on an evenly
+  spaced sample of the validation split (``rank_positions``) against PyTorch FP32 with
+  :func:`katadeploy.validate.metrics.compare` and :func:`~katadeploy.validate.metrics.selection_loss`
+  ``(..., "int8")``; the lowest loss wins and is scored again on the whole split. When even the
   winner misses KataGo's FP16 limits, whole trunk blocks are returned to FP32 (most sensitive first, found by
-  bisection) until the validation split passes (``options["mixed_precision"]=False`` keeps the full-int8 winner
-  instead). Every candidate's loss, the chosen recipe, the blocks kept float and the final validation metrics
+  bisection; where int8 dot products saturate the all-but-one-block extreme is tried first) until the validation
+  split passes (``options["mixed_precision"]=False`` keeps the full-int8 winner instead). Every candidate's loss, the chosen recipe, the blocks kept float and the final validation metrics
   go to ``details["int8"]``.
   Calibration data has full 19x19 boards only, so a masked INT8 artifact is validated for full boards; smaller
   boards in its tensor can see activations outside the calibrated ranges (measured: the mixed-precision
@@ -47,7 +49,9 @@ Contract: :func:`export` ``(req)`` writes the IR pair ``<stem>.xml`` (the artifa
   module; :func:`int8_report` ``(path)`` recomputes it for an existing artifact.
 
 Options (``req.options``): ``calib_positions`` (default 300), ``val_positions`` (default 256), ``recipes`` (list of
-recipe names, default :data:`DEFAULT_RECIPES`), ``mixed_precision`` (bool, default True), ``threads``,
+recipe names, default :data:`DEFAULT_RECIPES`), ``mixed_precision`` (bool, default True), ``rank_positions``
+(default 64: the sample recipes and blocks are ranked on; 0 for all), ``extreme_first`` (bool, default: whether
+int8 dot products saturate on this CPU), ``threads``,
 ``bf16_check`` (bool, default True), ``int8_source`` (``nncf``, the default, or ``onnx-qdq``: the ``onnx-int8`` QDQ
 graph read by OpenVINO, :mod:`katadeploy.export.openvino_qdq`, calibrated on every board size like onnx-int8).
 """
@@ -82,6 +86,7 @@ from katadeploy.export.targets import INT8_SOURCE_QDQ, int8_source
 from katadeploy.extras import require
 from katadeploy.model.desc import ModelDesc
 from katadeploy.progress import Progress
+from katadeploy.runtime.cpu import int8_dot_saturates
 from katadeploy.validate.positions import calibration_split
 from katadeploy.validate.scoring import CandidateScorer, calibration_scorer, finite, summarize
 
@@ -212,7 +217,9 @@ RECIPES: dict[str, Recipe] = {
         Recipe("mixed-histogram-sq", ranges="histogram", smooth_quant=0.25),
     )
 }
-DEFAULT_RECIPES = ("mixed-minmax", "mixed-histogram", "performance-minmax", "mixed-minmax-fbc")
+#: ``mixed-histogram`` is not a default: it was the worst candidate on every net it was scored on (g170-b6c96 58x the
+#: limit against 6x for mixed-minmax; kata1-b18c384nbt 239x against 17x) and the slowest (146 s of b18 statistics)
+DEFAULT_RECIPES = ("mixed-minmax", "performance-minmax", "mixed-minmax-fbc")
 TRANSFORMER_RECIPES = ("mixed-histogram-sq",)
 
 
@@ -263,10 +270,8 @@ def _range_params(nncf: Any, ranges: str) -> Any:
     return table[ranges]
 
 
-def quantize(
-    om: Any, recipe: Recipe, dataset: list[dict[str, np.ndarray]], transformer: bool, quiet: bool
-) -> Any:
-    """``nncf.quantize`` of a clone of ``om`` with ``recipe`` (see the module contract for what is quantized)."""
+def _quantize_args(om: Any, recipe: Recipe, n: int, transformer: bool) -> dict[str, Any]:
+    """The keyword arguments of ``nncf.quantize`` (less model and dataset) for ``recipe`` on ``n`` positions."""
     nncf = _nncf()
     ignored, _ = ignored_names(om)
     params: dict[str, Any] = {
@@ -281,17 +286,70 @@ def quantize(
     preset = (
         nncf.QuantizationPreset.MIXED if recipe.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
     )
+    return {
+        "preset": preset,
+        "subset_size": n,
+        "model_type": nncf.ModelType.TRANSFORMER if transformer else None,
+        "fast_bias_correction": True,
+        "ignored_scope": nncf.IgnoredScope(names=ignored, validate=False),
+        "advanced_parameters": nncf.AdvancedQuantizationParameters(**params),
+    }
+
+
+def quantize(
+    om: Any, recipe: Recipe, dataset: list[dict[str, np.ndarray]], transformer: bool, quiet: bool
+) -> Any:
+    """``nncf.quantize`` of a clone of ``om`` with ``recipe`` (see the module contract for what is quantized)."""
+    nncf = _nncf()
     with _nncf_output(quiet):
         return nncf.quantize(
-            om.clone(),
-            nncf.Dataset(dataset),
-            preset=preset,
-            subset_size=len(dataset),
-            model_type=nncf.ModelType.TRANSFORMER if transformer else None,
-            fast_bias_correction=True,
-            ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
-            advanced_parameters=nncf.AdvancedQuantizationParameters(**params),
+            om.clone(), nncf.Dataset(dataset), **_quantize_args(om, recipe, len(dataset), transformer)
         )
+
+
+def quantize_recipes(
+    om: Any, recipes: list[Recipe], dataset: list[dict[str, np.ndarray]], transformer: bool, quiet: bool
+) -> Iterator[tuple[Recipe, Any]]:
+    """``(recipe, quantize(om, recipe, ...))`` for each of ``recipes``, in order, with one statistics pass over
+    ``dataset`` shared by every recipe whose NNCF pipeline is a single step (min-max ranges and fast bias
+    correction without SmoothQuant: each recipe's collectors are registered on the same inference pass, and
+    ``PostTrainingQuantization.apply`` takes the collected statistics, as ``nncf.quantize`` would after its own
+    pass). On kata1-b18c384nbt a pass is ~95 s of a ~110 s recipe on 2 cores. NNCF's public API has no way to
+    share a pass (its ``statistics_path`` is for weight compression only), so this uses the pipeline classes behind
+    ``nncf.quantize``; where they are not importable every recipe runs ``nncf.quantize`` on its own."""
+    nncf = _nncf()
+    try:
+        from nncf.openvino.graph.nncf_graph_builder import GraphConverter
+        from nncf.quantization.algorithms.pipeline import collect_statistics
+        from nncf.quantization.algorithms.post_training.algorithm import PostTrainingQuantization
+    except ImportError:  # another NNCF layout: no shared pass
+        for recipe in recipes:
+            yield recipe, quantize(om, recipe, dataset, transformer, quiet)
+        return
+    algorithms = {}
+    for recipe in recipes:
+        args = _quantize_args(om, recipe, len(dataset), transformer)
+        ptq = PostTrainingQuantization(target_device=nncf.TargetDevice.ANY, **args)
+        steps = getattr(getattr(ptq, "_pipeline", None), "pipeline_steps", None)
+        if steps is not None and len(steps) == 1:
+            algorithms[recipe.name] = ptq
+    shared = None
+    if len(algorithms) > 1:
+        model = om.clone()
+        graph = GraphConverter.create_nncf_graph(model)
+        containers = [ptq.get_statistic_points(model, graph) for ptq in algorithms.values()]
+        with _nncf_output(quiet):
+            shared = collect_statistics(containers, model, graph, nncf.Dataset(dataset))
+    for recipe in recipes:
+        if shared is None or recipe.name not in algorithms:
+            yield recipe, quantize(om, recipe, dataset, transformer, quiet)
+            continue
+        model = om.clone()
+        graph = GraphConverter.create_nncf_graph(model)
+        with _nncf_output(quiet):
+            yield recipe, algorithms[recipe.name].apply(
+                model, graph, statistic_points=shared, dataset=nncf.Dataset(dataset)
+            )
 
 
 @contextlib.contextmanager
@@ -476,17 +534,19 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
         "validation_positions": len(val),
         "candidates": [],
     }
+    # Recipes are compared on the ranking sample (every board size's share of ``val``); only the winner is scored
+    # on all of ``val``. On kata1-b18c384nbt a full score took ~40 s of each ~130 s candidate.
+    ranker = val.sample(int(req.options.get("rank_positions", DEFAULT_RANK_POSITIONS)))
+    record["recipe_positions"] = len(ranker)
     best: tuple[float, str, Any, Any] | None = None
-    for name in names:
-        recipe = RECIPES[name]
-        if recipe.smooth_quant is not None and not transformer:
-            continue
-        req.log(f"int8 recipe {name}: quantizing on {len(dataset)} positions")
-        t = time.perf_counter()
-        q = quantize(om, recipe, dataset, transformer, quiet)
+    chosen = [RECIPES[n] for n in names if RECIPES[n].smooth_quant is None or transformer]
+    req.log(f"int8 recipes {', '.join(r.name for r in chosen)}: statistics on {len(dataset)} positions")
+    t = time.perf_counter()
+    for recipe, q in quantize_recipes(om, chosen, dataset, transformer, quiet):
+        name = recipe.name
         guarded = q.clone()
         guards = guard_fanout(guarded)
-        loss, metrics = score_model(val, guarded, threads)
+        loss, metrics = score_model(ranker, guarded, threads)
         entry = {
             "recipe": name,
             **{k: v for k, v in vars(recipe).items() if k != "name"},
@@ -494,6 +554,7 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
             **summarize(metrics, "int8"),
             "seconds": round(time.perf_counter() - t, 1),
         }
+        t = time.perf_counter()
         record["candidates"].append(entry)
         req.log(
             f"int8 recipe {name}: loss {loss:.3g} (worst {entry['worst']['metric']} {entry['worst']['stat']} "
@@ -504,6 +565,11 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
     if best is None:
         raise KatadeployError("no openvino-int8 recipe applies to this net")
     loss, name, q, metrics = best
+    if len(ranker) < len(val):
+        confirm = q.clone()
+        guard_fanout(confirm)
+        loss, metrics = score_model(val, confirm, threads)
+        req.log(f"int8 recipe {name} on all {len(val)} validation positions: loss {loss:.3g}")
     record["chosen"] = name
     record["full_int8"] = summarize(metrics, "int8")
     restored: list[int] = []
@@ -583,8 +649,12 @@ def _mixed_precision(
     order = sorted(present, key=lambda b: sensitivity[b])
     lo, hi = 0, len(order)  # lo: known to fail (full int8); hi: all blocks float (assumed to pass)
     steps = []
+    # Where u8 x s8 dot products saturate (x86 without VNNI/AMX) the search usually ends with every block FP32
+    # (kata1-b18c384nbt on a Zen 3: 17 of 18 FP32 still 2.8x the limit), so the extreme is tried first: one
+    # trial instead of the bisection's five when it fails, one more when it passes.
+    extreme_first = bool(req.options.get("extreme_first", int8_dot_saturates()))
     while hi - lo > 1:
-        mid = (lo + hi) // 2
+        mid = hi - 1 if extreme_first and not steps else (lo + hi) // 2
         loss, metrics = trial(set(order[:mid]))
         steps.append(
             {"float_blocks": mid, "loss": finite(loss), "worst_ratio": finite(metrics.worst("int8").ratio)}
@@ -602,6 +672,7 @@ def _mixed_precision(
         "ranking_positions": len(ranker),
         "block_worst_ratio_when_float": {str(b): finite(sensitivity[b]) for b in present},
         "trunk_blocks": n_blocks,
+        "extreme_first": extreme_first,
         "steps": steps,
         "passed": bool(metrics.passed("int8")),
     }

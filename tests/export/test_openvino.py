@@ -213,6 +213,37 @@ def test_int8_mixed_precision_meets_fp16_limits_on_full_boards(out_dir):
     assert metrics.passed("int8"), json.dumps(metrics.to_json("int8")["worst"])
 
 
+def test_recipes_share_one_statistics_pass_and_quantize_as_nncf_quantize_does():
+    """quantize_recipes collects the statistics of every single-step recipe in one pass; each model it yields
+    computes exactly what ``nncf.quantize`` of that recipe alone computes (same ranges, same bias correction)."""
+    from katadeploy.artifact import input_names
+
+    model = load_model(small_net_path(RESNET))
+    om = X.convert(model, 19, 19, False)
+    vs = load_validation_set(POSITIONS, model)
+    names = input_names(model)
+    dataset = [dict(zip(names, [vs.spatial[i : i + 1], vs.global_[i : i + 1]])) for i in range(0, 80, 5)]
+    recipes = [X.RECIPES[n] for n in ("mixed-minmax", "performance-minmax", "mixed-minmax-fbc")]
+    core = ov.Core()
+    batch = dict(zip(names, [vs.spatial[:8], vs.global_[:8]]))
+
+    def outputs(m):
+        compiled = core.compile_model(m, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return [np.asarray(v) for v in compiled(batch).values()]
+
+    shared = list(X.quantize_recipes(om, recipes, dataset, False, True))
+    assert [r.name for r, _ in shared] == [r.name for r in recipes]
+    for recipe, q in shared:
+        alone = X.quantize(om, recipe, dataset, False, True)
+        assert sum(X.is_quantized(op) for op in q.get_ordered_ops()) > 0
+        for a, b in zip(outputs(q), outputs(alone)):
+            np.testing.assert_array_equal(a, b, err_msg=recipe.name)
+    # the recipes really differ (symmetric vs asymmetric activations), so sharing a pass did not merge them; fast
+    # bias correction changes nothing on this net (NNCF's threshold), hence the pair compared here
+    mixed, performance = outputs(shared[0][1]), outputs(shared[1][1])
+    assert any(not np.array_equal(a, b) for a, b in zip(mixed, performance))
+
+
 def test_fanout_guard_keeps_int8_residual_blocks_correct():
     """OpenVINO's CPU plugin computes ``A + f(A)`` wrong when ``A`` is an int8 convolution output with several
     consumers; the guard makes the int8 graph agree with its own FakeQuantize emulation again.
