@@ -327,29 +327,30 @@ def quantize_recipes(
             yield recipe, quantize(om, recipe, dataset, transformer, quiet)
         return
     algorithms = {}
-    for recipe in recipes:
-        args = _quantize_args(om, recipe, len(dataset), transformer)
-        ptq = PostTrainingQuantization(target_device=nncf.TargetDevice.ANY, **args)
-        steps = getattr(getattr(ptq, "_pipeline", None), "pipeline_steps", None)
-        if steps is not None and len(steps) == 1:
-            algorithms[recipe.name] = ptq
     shared = None
-    if len(algorithms) > 1:
-        model = om.clone()
-        graph = GraphConverter.create_nncf_graph(model)
-        containers = [ptq.get_statistic_points(model, graph) for ptq in algorithms.values()]
-        with _nncf_output(quiet):
+    with _nncf_output(quiet):
+        for recipe in recipes:
+            args = _quantize_args(om, recipe, len(dataset), transformer)
+            ptq = PostTrainingQuantization(target_device=nncf.TargetDevice.ANY, **args)
+            steps = getattr(getattr(ptq, "_pipeline", None), "pipeline_steps", None)
+            if steps is not None and len(steps) == 1:
+                algorithms[recipe.name] = ptq
+        if len(algorithms) > 1:
+            model = om.clone()
+            graph = GraphConverter.create_nncf_graph(model)
+            containers = [ptq.get_statistic_points(model, graph) for ptq in algorithms.values()]
             shared = collect_statistics(containers, model, graph, nncf.Dataset(dataset))
     for recipe in recipes:
         if shared is None or recipe.name not in algorithms:
             yield recipe, quantize(om, recipe, dataset, transformer, quiet)
             continue
-        model = om.clone()
-        graph = GraphConverter.create_nncf_graph(model)
         with _nncf_output(quiet):
-            yield recipe, algorithms[recipe.name].apply(
+            model = om.clone()
+            graph = GraphConverter.create_nncf_graph(model)
+            applied = algorithms[recipe.name].apply(
                 model, graph, statistic_points=shared, dataset=nncf.Dataset(dataset)
             )
+        yield recipe, applied
 
 
 @contextlib.contextmanager
