@@ -10,9 +10,9 @@ tensor from one of:
 - a calibration ``.npz`` (``katadeploy data calib``): its validation split, which must match the net and
   tensor.
 
-A position larger than the tensor is an error. For an exact-board artifact (no mask ops) only positions whose
-board fills the tensor are usable: the others are skipped (``skipped`` counts them, a note goes to stderr),
-and none left is an error. Every error is a :class:`~katadeploy.errors.KatadeployError` with one clear line.
+A position larger than the tensor (a 19x19 one for a ``--nn-size 9`` artifact) is skipped, and for an
+exact-board artifact (no mask ops) so is every position whose board does not fill the tensor: ``skipped``
+counts them, a note goes to stderr, and none left is an error. Every error is a :class:`~katadeploy.errors.KatadeployError` with one clear line.
 :func:`evaluate` runs an evaluator over a set in batches and returns one :class:`RawBatch` for all positions.
 """
 
@@ -89,11 +89,11 @@ def meta_rows(
     return np.stack([metadata_row(prof, bool(w), int(a)) for w, a in zip(whites, areas)]).astype(np.float32)
 
 
-def _skip_note(skipped: int, total: int, nn_x: int, nn_y: int, source: str) -> None:
+def _skip_note(skipped: int, total: int, nn_x: int, nn_y: int, source: str, exact: bool = True) -> None:
     if skipped:
+        what = "do not fill the {}x{} tensor of this exact-board artifact" if exact else "are larger than the {}x{} tensor"
         print(
-            f"katadeploy: {skipped} of {total} positions from {source} do not fill the {nn_x}x{nn_y} "
-            "tensor of this exact-board artifact; skipped",
+            f"katadeploy: {skipped} of {total} positions from {source} {what.format(nn_x, nn_y)}; skipped",
             file=sys.stderr,
         )
 
@@ -109,21 +109,18 @@ def _from_queries(
     states = parse_positions(text, source, MAX_BOARD)
     if not states:
         raise KatadeployError(f"{source}: no positions")
-    for s in states:
-        if s.x_size > nn_x or s.y_size > nn_y:
-            raise KatadeployError(
-                f"position {s.id!r} from {source} is {s.x_size}x{s.y_size}, larger than the artifact's "
-                f"{nn_x}x{nn_y} tensor"
-            )
     total = len(states)
     if exact:
         states = [s for s in states if (s.x_size, s.y_size) == (nn_x, nn_y)]
-        _skip_note(total - len(states), total, nn_x, nn_y, source)
-        if not states:
-            raise KatadeployError(
-                f"none of the {total} positions from {source} fills the {nn_x}x{nn_y} tensor this "
-                f"exact-board artifact needs; pass --positions with {nn_x}x{nn_y} positions"
-            )
+    else:
+        states = [s for s in states if s.x_size <= nn_x and s.y_size <= nn_y]
+    _skip_note(total - len(states), total, nn_x, nn_y, source, exact)
+    if not states:
+        need = "fills" if exact else "fits"
+        raise KatadeployError(
+            f"none of the {total} positions from {source} {need} the {nn_x}x{nn_y} tensor of this artifact; "
+            f"pass --positions with boards of at most {nn_x}x{nn_y}"
+        )
     spatial, glob = encode_batch(
         ((s.history, s.next_player) for s in states), nn_x, nn_y,
         prefer_pass_alive_under_suicide=model.prefer_pass_alive_under_suicide,

@@ -150,7 +150,7 @@ def markdown(result: ValidationResult, plot: str | None) -> str:
         f"- target: `{result.target}`, precision `{result.precision}`",
         f"- net: `{result.model}` (sha256 `{result.model_sha256[:16]}…`)",
         f"- positions: {result.metrics.n} from {result.positions}"
-        + (f" ({result.skipped} skipped: they do not fill the exact-board tensor)" if result.skipped else ""),
+        + (f" ({result.skipped} skipped: they do not fit the {result.nn_x}x{result.nn_y} tensor)" if result.skipped else ""),
         f"- tensor: {result.nn_x}x{result.nn_y}{' (exact board)' if result.exact else ''}, "
         f"batch {result.batch}",
         f"- evaluation time: {result.seconds:.2f} s",

@@ -154,8 +154,11 @@ def test_positions_exact_board_skip_and_too_large(model, positions, capsys):
     vset = load_validation_set(positions, model, exact=True)
     assert len(vset) == 8 and vset.skipped == 2
     assert "2 of 10 positions" in capsys.readouterr().err
-    with pytest.raises(Exception, match="larger than the artifact's 13x13 tensor"):
-        load_validation_set(positions, model, 13, 13)
+    vset = load_validation_set(positions, model, 13, 13)  # a 13x13 artifact: the 19x19 positions are skipped
+    assert len(vset) == 2 and vset.skipped == 8 and vset.on_board.sum(axis=(1, 2)).tolist() == [81, 81]
+    assert "8 of 10 positions" in capsys.readouterr().err
+    with pytest.raises(Exception, match="none of the 10 positions .* fits the 7x7 tensor"):
+        load_validation_set(positions, model, 7, 7)
     vset = load_validation_set(positions, model)
     assert vset.legal.shape == (10, 362) and vset.legal[:, -1].all()
     assert vset.on_board[8:].sum(axis=(1, 2)).tolist() == [81, 81]
