@@ -244,7 +244,7 @@ def build_calibration(
     games = _read_games(files, nn_size, bundled, report, progress)
     if bundled and bundled_selfplay:  # the bundled self-play games: the board sizes the real games lack
         games = games + _bundled_selfplay(nn_size)
-    if not games:
+    if not games and not (selfplay or random_play):  # self-play and random play make games of their own
         raise KatadeployError(
             f"none of the {len(files)} SGF files has a usable {nn_size}x{nn_size} game"
             + (
@@ -257,6 +257,11 @@ def build_calibration(
         games = games + _selfplay(model, board_sizes, selfplay, nn_size, games, seed, temperature, progress)
     if random_play:
         games = games + _random_play(random_play, nn_size, seed, progress)
+    if not games:
+        raise KatadeployError(
+            f"no usable {nn_size}x{nn_size} games: the {len(files)} SGF files have none, and self-play and random "
+            "play made none for this tensor"
+        )
     plan = _plan_by_size(games, positions, val_fraction, seed)
     for k, v in plan.notes.items():
         report.notes[k] = report.notes.get(k, 0) + v

@@ -141,6 +141,14 @@ def test_no_usable_games_is_an_error(tmp_path):
         C.build_calibration([tmp_path], positions=8, progress=False)
     with pytest.raises(KatadeployError, match="no such SGF"):
         C.build_calibration([tmp_path / "missing.sgf"], positions=8, progress=False)
+    # games of its own (random play here) make a set without any usable SGF game: a 9x9 tensor, 19x19 records
+    (tmp_path / "big.sgf").write_bytes(b"(;GM[1]SZ[19];B[dd];W[pp])")
+    arrays, _ = C.build_calibration(
+        [tmp_path / "big.sgf"], positions=16, nn_size=9, random_play=2, progress=False
+    )
+    assert len(arrays["spatial"]) == 16 and arrays["spatial"].shape[-2:] == (9, 9)
+    with pytest.raises(KatadeployError, match="no usable 5x5 games"):  # no random-play size fits a 5x5 tensor
+        C.build_calibration([tmp_path / "big.sgf"], positions=8, nn_size=5, random_play=2, progress=False)
 
 
 # ------------------------------------------------------------------------------------------------ files
