@@ -28,14 +28,14 @@ Contract: :func:`export` ``(req)`` writes the IR pair ``<stem>.xml`` (the artifa
   nets use ``ModelType.TRANSFORMER``. NNCF's overflow fix is disabled (it stores 7-bit weights; VNNI/AMX CPUs do
   not need it; the runtime warns on CPUs without VNNI). Several :class:`Recipe` candidates (preset
   PERFORMANCE/MIXED, activation range estimator, fast bias correction, SmoothQuant; one statistics pass shared by
-  the single-step ones, :func:`quantize_recipes`) are scored on an evenly
-  spaced sample of the validation split (``rank_positions``) against PyTorch FP32 with
-  :func:`katadeploy.validate.metrics.compare` and :func:`~katadeploy.validate.metrics.selection_loss`
-  ``(..., "int8")``; the lowest loss wins and is scored again on the whole split. When even the
-  winner misses KataGo's FP16 limits, whole trunk blocks are returned to FP32 (most sensitive first, found by
-  bisection; where int8 dot products saturate the all-but-one-block extreme is tried first) until the validation
-  split passes (``options["mixed_precision"]=False`` keeps the full-int8 winner instead). Every candidate's loss, the chosen recipe, the blocks kept float and the final validation metrics
-  go to ``details["int8"]``.
+  the single-step ones, :func:`quantize_recipes`) are scored on an evenly spaced sample of the validation split
+  (``rank_positions``) against PyTorch FP32 with :func:`katadeploy.validate.metrics.compare` and
+  :func:`~katadeploy.validate.metrics.selection_loss` ``(..., "int8")``; the lowest loss wins and is scored again
+  on the whole split. When even the winner misses KataGo's FP16 limits, whole trunk blocks are returned to FP32
+  (most sensitive first, found by bisection; where int8 dot products saturate the all-but-one-block extreme is
+  tried first) until the validation split passes (``options["mixed_precision"]=False`` keeps the full-int8 winner
+  instead). Every candidate's loss, the chosen recipe, the blocks kept float and the final validation metrics go
+  to ``details["int8"]``.
   Calibration data has full 19x19 boards only, so a masked INT8 artifact is validated for full boards; smaller
   boards in its tensor can see activations outside the calibrated ranges (measured: the mixed-precision
   g170e-b15c192 artifact passes on the 60 full-board oracle positions, misses on the 20 small ones by 3%).

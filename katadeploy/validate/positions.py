@@ -12,7 +12,8 @@ tensor from one of:
 
 A position larger than the tensor (a 19x19 one for a ``--nn-size 9`` artifact) is skipped, and for an
 exact-board artifact (no mask ops) so is every position whose board does not fill the tensor: ``skipped``
-counts them, a note goes to stderr, and none left is an error. Every error is a :class:`~katadeploy.errors.KatadeployError` with one clear line.
+counts them, a note goes to stderr, and none left is an error. Every error is a
+:class:`~katadeploy.errors.KatadeployError` with one clear line.
 :func:`evaluate` runs an evaluator over a set in batches and returns one :class:`RawBatch` for all positions.
 """
 
@@ -91,9 +92,11 @@ def meta_rows(
 
 def _skip_note(skipped: int, total: int, nn_x: int, nn_y: int, source: str, exact: bool = True) -> None:
     if skipped:
-        what = "do not fill the {}x{} tensor of this exact-board artifact" if exact else "are larger than the {}x{} tensor"
+        what = "do not fill" if exact else "are larger than"
+        whose = " of this exact-board artifact" if exact else ""
         print(
-            f"katadeploy: {skipped} of {total} positions from {source} {what.format(nn_x, nn_y)}; skipped",
+            f"katadeploy: {skipped} of {total} positions from {source} {what} the {nn_x}x{nn_y} tensor{whose}; "
+            "skipped",
             file=sys.stderr,
         )
 

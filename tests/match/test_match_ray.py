@@ -1,8 +1,8 @@
 """Real matches on Ray: g170-b6c96 against itself on 9x9 with very few visits and a short move cap.
 
 Covers the outputs (ledger, SGF, match.json/md, elo.png), --resume, an SPRT stop, a worker killed mid-game
-(its game is replayed on a fresh actor, nothing is lost or duplicated, its engines exit) and a match on a
-``ray start --head`` cluster through ``--address``.
+(its game is replayed on a fresh actor, nothing is lost or duplicated, its engines exit), Ctrl-C while the
+engines start (the match exits in seconds) and a match on a ``ray start --head`` cluster through ``--address``.
 """
 
 from __future__ import annotations
@@ -149,6 +149,46 @@ def test_a_killed_worker_loses_only_its_current_game(ray_local, g170_path: Path,
     while any(_alive(p) for p in killed["engines"]) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in killed["engines"]), "the dead worker's engines kept running"
+
+
+FAKE_KATAGO = """#!{python}
+import os, sys, time
+if sys.argv[1:2] == ["version"]:
+    print("KataGo v1.18.1")
+    sys.exit(0)
+open(os.environ["FAKE_KATAGO_MARK"], "a").close()
+time.sleep(300)  # an engine that never gets ready
+"""
+
+
+def test_ctrl_c_while_engines_start_ends_the_match_promptly(g170_path: Path, tmp_path: Path):
+    """SIGINT (Ctrl-C) while the workers' engines start: the actors are killed, not waited for. It took 33 s when
+    close() queued its call behind the hung start and waited 30 s for it. The exit status is 130 with one line."""
+    fake, mark = tmp_path / "katago", tmp_path / "started"
+    fake.write_text(FAKE_KATAGO.format(python=sys.executable))
+    fake.chmod(0o755)
+    env = dict(os.environ, KATADEPLOY_KATAGO=str(fake), FAKE_KATAGO_MARK=str(mark))
+    argv = [sys.executable, "-m", "katadeploy.cli", "match", f"katago:{g170_path}", str(g170_path), "--board", "9",
+            "--visits", "4", "--games", "4", "--workers", "2", "-o", str(tmp_path / "m"), "-q"]  # fmt: skip
+    # a shell without job control starts background jobs with SIGINT ignored: give the child the default back
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 200
+        while not mark.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert mark.exists() and proc.poll() is None, proc.communicate(timeout=60)[1][-2000:]
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "katadeploy: interrupted" in err and "Traceback" not in err, err[-2000:]
+    assert waited < 15, f"Ctrl-C took {waited:.1f} s"
 
 
 # ---------------------------------------------------------------------------------------------- --address
