@@ -44,7 +44,8 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   the score is the worst of the whole split's and each board size's own statistics, so 19x19 must pass by itself.
 - Per-layer fallback (``options["mixed_precision"]``, default on; ``export --no-int8-fallback`` turns it off):
   when the chosen graph misses the limits on the validation split, :func:`katadeploy.export.int8_fallback
-  .accuracy_fallback` returns single layers to float, ranked by the same score, until it passes, at most
+  .accuracy_fallback` returns single layers to float, ranked by the same score, until it passes (with
+  ``options["int8_margin"]`` < 1: until its worst ratio is at most that), at most
   ``options["int8_fallback_layers"]`` (12) layers, never below ``options["int8_min_fraction"]`` (0.8) of the MACs
   in int8. The per-method losses, the fallback's ranking and steps, and the winner are recorded; the winner is
   written even when it misses the limits (``passed`` says so, validation decides).
@@ -549,6 +550,7 @@ def _fallback(req: ExportRequest, qdq: Any, float_proto: Any, quantize: list[str
         qdq, float_proto, quantize, score, fraction,
         min_fraction=float(req.options.get("int8_min_fraction", int8_fallback.DEFAULT_MIN_FRACTION)),
         max_layers=int(req.options.get("int8_fallback_layers", int8_fallback.DEFAULT_MAX_LAYERS)),
+        margin=float(req.options.get("int8_margin", 1.0)),
         log=req.log, progress=req.progress,
     )  # fmt: skip
 

@@ -395,6 +395,13 @@ def guard_fanout(om: Any) -> int:
     return count
 
 
+def guarded(om: Any) -> tuple[Any, int]:
+    """A copy of ``om`` with :func:`guard_fanout` applied (``om`` itself stays as it was, so other trials can start
+    from it); returns ``(copy, guards)``."""
+    g = om.clone()
+    return g, guard_fanout(g)
+
+
 def block_of(name: str) -> int | None:
     m = _BLOCK_RE.search(name)
     return int(m.group(1)) if m else None
@@ -545,9 +552,8 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
     t = time.perf_counter()
     for recipe, q in quantize_recipes(om, chosen, dataset, transformer, quiet):
         name = recipe.name
-        guarded = q.clone()
-        guards = guard_fanout(guarded)
-        loss, metrics = score_model(ranker, guarded, threads)
+        candidate, guards = guarded(q)
+        loss, metrics = score_model(ranker, candidate, threads)
         entry = {
             "recipe": name,
             **{k: v for k, v in vars(recipe).items() if k != "name"},
@@ -567,18 +573,15 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
         raise KatadeployError("no openvino-int8 recipe applies to this net")
     loss, name, q, metrics = best
     if len(ranker) < len(val):
-        confirm = q.clone()
-        guard_fanout(confirm)
-        loss, metrics = score_model(val, confirm, threads)
+        loss, metrics = score_model(val, guarded(q)[0], threads)
         req.log(f"int8 recipe {name} on all {len(val)} validation positions: loss {loss:.3g}")
     record["chosen"] = name
     record["full_int8"] = summarize(metrics, "int8")
     restored: list[int] = []
     if not metrics.passed("int8") and req.options.get("mixed_precision", True):
-        restored, q, metrics, search = _mixed_precision(req, q, val, float_weights(om))
+        restored, q, metrics, search = _mixed_precision(req, q, val, ranker, float_weights(om))
         record["mixed_precision"] = search
-    final = q.clone()
-    record["fanout_guards"] = guard_fanout(final)
+    final, record["fanout_guards"] = guarded(q)
     record["float_blocks"] = sorted(restored)
     record["macs_per_position"] = int8_macs(final, req.model)
     record["quantization"] = summarize_macs(
@@ -603,13 +606,13 @@ def quantize_int8(req: ExportRequest, om: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _mixed_precision(
-    req: ExportRequest, q: Any, val: CandidateScorer, weights: dict[str, Any]
+    req: ExportRequest, q: Any, val: CandidateScorer, ranker: CandidateScorer, weights: dict[str, Any]
 ) -> tuple[list[int], Any, Any, dict[str, Any]]:
     """Return trunk blocks to FP32, most sensitive first, until ``val`` passes the FP16 limits (bisection on the
     number of blocks). Returns ``(blocks, model, metrics, record)``.
 
-    The ranking (one trial per block) scores on ``rank_positions`` evenly spaced positions of ``val`` (default
-    :data:`DEFAULT_RANK_POSITIONS`; 0: all): it only orders the blocks, and on kata1-b18c384nbt its 18 trials on
+    The ranking (one trial per block) scores on ``ranker``, the ``rank_positions`` evenly spaced positions of
+    ``val`` (default :data:`DEFAULT_RANK_POSITIONS`; 0: all) that also ranked the recipes: it only orders the blocks, and on kata1-b18c384nbt its 18 trials on
     all 256 positions were most of a 16-minute export. The bisection's verdicts use the whole of ``val``."""
     n_blocks = len(req.model.trunk.blocks)
     present = sorted(
@@ -622,7 +625,6 @@ def _mixed_precision(
         }
     )
     cache: dict[tuple[int, ...], tuple[float, Any]] = {}
-    ranker = val.sample(int(req.options.get("rank_positions", DEFAULT_RANK_POSITIONS)))
 
     def build(blocks: set[int]) -> Any:
         m = q.clone()
@@ -632,9 +634,9 @@ def _mixed_precision(
     def trial(blocks: set[int], scorer: CandidateScorer = val) -> tuple[float, Any]:
         key = (len(scorer), *sorted(blocks))
         if key not in cache:
-            g = build(blocks)
-            guard_fanout(g)
-            cache[key] = score_model(scorer, g, req.options.get("threads"))
+            m = build(blocks)  # already a copy of q: guard it in place
+            guard_fanout(m)
+            cache[key] = score_model(scorer, m, req.options.get("threads"))
         return cache[key]
 
     req.log(

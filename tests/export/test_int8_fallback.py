@@ -99,5 +99,11 @@ def test_search_ranks_by_the_score_and_stops_at_the_gate_or_the_floor(graphs):
     floor = F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, min_fraction=0.5)
     assert floor.floated == ["c2"] and not floor.passed and floor.int8_fraction == pytest.approx(2 / 3)
     assert floor.ratio == pytest.approx(1.2)
+    # a margin goes on past the first pass (0.4x) to the first state at most 0.35x: every layer float
+    wide = F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, min_fraction=0.0, margin=0.35)
+    assert wide.floated == ["c2", "c1", "mm"] and wide.passed and wide.ratio == pytest.approx(0.3)
+    # a margin out of reach within the floor keeps the best state found, still passing
+    short = F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, min_fraction=0.3, margin=0.35)
+    assert short.floated == ["c2", "c1"] and short.passed and short.ratio == pytest.approx(0.4)
     capped = F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, min_fraction=0.0, max_layers=0)
     assert capped.floated == [] and capped.ranking == [] and capped.proto is qdq
