@@ -1,0 +1,204 @@
+"""Issue 11 probe: how much of the INT8 activation error do finer activation scales remove?
+
+The onnx-int8 recipe quantizes every trunk convolution's input with ONE u8 scale per tensor (after SmoothQuant-style
+per-channel smoothing); int8_repair.py measured that this activation rounding, not the weights, is what keeps
+g170e-b15c192 above KataGo's FP16 gate. A convolution can be split into K convolutions over disjoint groups of
+input channels, summed: each group then has its own u8 scale, every multiply-accumulate is still int8, and the MAC
+count does not change (K-1 extra adds per output). This probe measures, in PyTorch fake-quant with FP32 weights (so
+only the activations are rounded), the KataGo-gate ratio on the 80 oracle positions against the FP32 net for:
+per-tensor (the recipe's granularity), K = 2, 4, 8 channel groups (channels sorted by range), and per channel
+(the limit of the idea), each with u8 asymmetric ranges whose upper end is chosen by MSE like int8_repair.py.
+
+Measured 2026-12-06 on g170e-b15c192 (2 cores of an AMD EPYC Zen 3; smoothing alpha 0.5, FP32 weights, 256 positions
+of the every-size calibration split unless said; worst KataGo FP16 limit ratio on the 80 oracle positions, always
+policy KL p99 or max; logs act_groups-b15-*.log, JSON beside them):
+
+| activation ranges | per tensor | 2 groups | 4 groups | 8 groups | per channel |
+|---|---|---|---|---|---|
+| MSE clip | 2.58x | 4.08x | 7.14x | 8.48x | 9.39x |
+| sample max | 2.21x | 2.28x | 5.97x | 7.74x | 8.66x |
+| max x 1.25, 768 positions | 3.19x | | 2.45x | | 1.53x |
+| max x 1.5 | 5.69x | | 2.01x | | 1.51x |
+| max x 2 | 11.6x | 8.77x | 2.54x | 3.33x | 2.04x |
+
+Finer scales alone make it worse: a channel's range seen in calibration does not hold on positions it has not seen
+(the rare large activation is clipped), while a per-tensor range is set by the widest channel and leaves the others
+headroom. With headroom, per-channel scales reach 1.5x against the best per-tensor 2.2x: a real but modest gain, not a
+way under the gate by itself, and the outlier positions, not the rounding step, set the p99.
+
+Usage: python scripts/reports/int8/act_groups.py [NET] [--calib-positions N] [--alpha A] [--weights fp32|rtn]
+[--groups 1,2,4,8,0] [--clip mse|max]
+Prints a Markdown table; writes act_groups-NET.json beside this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from katadeploy.data.calibration import default_calibration_path, load_calibration
+from katadeploy.model.net import KataGoNet
+from katadeploy.model.source import open_net
+from katadeploy.runtime.base import RawBatch
+from katadeploy.validate.positions import load_validation_set
+from katadeploy.validate.scoring import compare_on
+
+PER_CHANNEL_SAMPLE = 8192
+GRID = np.linspace(0.25, 1.0, 48)
+
+
+def mse_hi(v: np.ndarray, lo: float) -> float:
+    """The clip (upper end) of a u8 range [lo, hi] with the least squared rounding + clipping error on ``v``."""
+    top = float(v.max())
+    if top <= lo:
+        return lo + 1e-8
+    best, best_err = top, np.inf
+    for f in GRID:
+        hi = lo + f * (top - lo)
+        scale = (hi - lo) / 255.0
+        q = np.clip(np.round((v - lo) / scale), 0, 255) * scale + lo
+        err = float(np.mean((q - v) ** 2))
+        if err < best_err:
+            best, best_err = hi, err
+    return best
+
+
+def run(net: KataGoNet, spatial: np.ndarray, global_: np.ndarray, batch: int = 32) -> RawBatch:
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(spatial), batch):
+            o = net(torch.from_numpy(spatial[i : i + batch]), torch.from_numpy(global_[i : i + batch]), None)
+            outs.append([t.float().numpy() for t in o])
+    return RawBatch(*(np.concatenate(p) for p in zip(*outs)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("net", nargs="?", default="g170e-b15c192")
+    ap.add_argument("--calib-positions", type=int, default=256)
+    ap.add_argument("--alpha", type=float, default=0.5)
+    ap.add_argument("--weights", choices=("fp32", "rtn"), default="fp32")
+    ap.add_argument("--groups", default="1,2,4,8,0", help="0: per channel")
+    ap.add_argument("--headroom", type=float, default=1.0, help="group ranges widened by this factor")
+    ap.add_argument("--clip", choices=("mse", "max"), default="mse", help="upper end: MSE clip or the sample max")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    source = open_net(args.net)
+    model = source.model
+    net = KataGoNet(model).eval()
+    convs = {k: m for k, m in net.named_modules() if k.startswith("blocks.") and isinstance(m, torch.nn.Conv2d)}
+
+    cs = load_calibration(default_calibration_path(19, False, every_size=True)).subset("calib")
+    rng = np.random.default_rng(0)
+    idx = np.sort(rng.choice(len(cs), size=min(args.calib_positions, len(cs)), replace=False))
+    cal_s, cal_g = cs.spatial[idx].astype(np.float32), cs.global_[idx].astype(np.float32)
+    on_board = cal_s[:, 0] > 0.5  # [N, H, W]
+
+    # 1. per-channel samples of every quantized input (on-board points only), from the FP32 net
+    samples: dict[str, list[np.ndarray]] = {k: [] for k in convs}
+    cur = {"mask": None}
+
+    def grab(name):
+        def hook(_m, inp):
+            x = inp[0].detach().numpy()  # [B, C, H, W]
+            m = cur["mask"]
+            samples[name].append(x.transpose(1, 0, 2, 3)[:, m])  # [C, points]
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(grab(k)) for k, m in convs.items()]
+    with torch.inference_mode():
+        for i in range(0, len(cal_s), 32):
+            cur["mask"] = on_board[i : i + 32]
+            net(torch.from_numpy(cal_s[i : i + 32]), torch.from_numpy(cal_g[i : i + 32]), None)
+    for h in handles:
+        h.remove()
+    stats = {}
+    for k, parts in samples.items():
+        x = np.concatenate(parts, axis=1)
+        pick = rng.choice(x.shape[1], size=min(PER_CHANNEL_SAMPLE, x.shape[1]), replace=False)
+        stats[k] = (x[:, pick], np.abs(x).max(axis=1))
+    samples.clear()
+
+    # smoothing factors (int8_repair's rule) and the weights (FP32 or per-output-channel RTN INT8)
+    orig_w = {k: m.weight.detach().clone() for k, m in convs.items()}
+    smooth = {}
+    for k, m in convs.items():
+        wmax = orig_w[k].abs().amax(dim=(0, 2, 3)).numpy()
+        s = np.maximum(stats[k][1], 1e-6) ** args.alpha / np.maximum(wmax, 1e-6) ** (1 - args.alpha)
+        smooth[k] = s / s.max() if args.alpha > 0 else np.ones_like(s)
+        if args.weights == "rtn":
+            w = orig_w[k] * torch.from_numpy(smooth[k].astype(np.float32)).reshape(1, -1, 1, 1)
+            sc = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 127.0
+            wq = torch.clamp(torch.round(w / sc), -127, 127) * sc
+            m.weight.data = wq / torch.from_numpy(smooth[k].astype(np.float32)).reshape(1, -1, 1, 1)
+
+    vset = load_validation_set(None, model)
+    ref_net = KataGoNet(model).eval()
+    ref = run(ref_net, vset.spatial, vset.global_)
+
+    rows = []
+    for g in [int(v) for v in args.groups.split(",")]:
+        quant = {}
+        for k in convs:
+            v, _ = stats[k]
+            s = smooth[k]
+            vs = v / s[:, None]
+            c = vs.shape[0]
+            k_groups = c if g == 0 else g
+            order = np.argsort(vs.max(axis=1))
+            scale = np.empty(c, np.float32)
+            lo_c = np.empty(c, np.float32)
+            for grp in np.array_split(order, k_groups):
+                gv = vs[grp].ravel()
+                lo = min(0.0, float(gv.min()))
+                hi = mse_hi(gv, lo) if args.clip == "mse" else float(gv.max())
+                sc = max((hi - lo) * args.headroom / 255.0, 1e-8)
+                scale[grp] = sc
+                lo_c[grp] = lo
+            zp = np.round(-lo_c / scale)
+            quant[k] = (
+                torch.from_numpy((1.0 / s).astype(np.float32)).reshape(1, -1, 1, 1),
+                torch.from_numpy(scale).reshape(1, -1, 1, 1),
+                torch.from_numpy(zp.astype(np.float32)).reshape(1, -1, 1, 1),
+                torch.from_numpy(s.astype(np.float32)).reshape(1, -1, 1, 1),
+            )
+
+        def fq(params):
+            inv_s, sc, zp, s = params
+
+            def hook(_m, inp):
+                xs = inp[0] * inv_s
+                q = torch.clamp(torch.round(xs / sc) + zp, 0, 255)
+                return ((q - zp) * sc * s,)
+
+            return hook
+
+        handles = [m.register_forward_pre_hook(fq(quant[k])) for k, m in convs.items()]
+        raw = run(net, vset.spatial, vset.global_)
+        for h in handles:
+            h.remove()
+        metrics = compare_on(vset, ref, raw, model)
+        w = metrics.worst("int8")
+        label = "per tensor" if g == 1 else ("per channel" if g == 0 else f"{g} groups")
+        row = {"granularity": label, "groups": g, "worst": f"{w.metric} {w.stat}", "ratio": float(w.ratio)}
+        rows.append(row)
+        print(f"| {label} | {w.ratio:.3f}x ({w.metric} {w.stat}) |", flush=True)
+    out = {
+        "net": source.name, "calib_positions": int(len(idx)), "alpha": args.alpha, "weights": args.weights, "clip": args.clip, "headroom": args.headroom,
+        "quantized_inputs": len(convs), "rows": rows, "seconds": round(time.perf_counter() - t0, 1),
+        "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t"),
+    }  # fmt: skip
+    path = Path(__file__).with_name(f"act_groups-{source.name}-a{args.alpha}-{args.weights}-{args.clip}-h{args.headroom:g}.json")
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path} ({out['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()
