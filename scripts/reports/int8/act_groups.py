@@ -33,7 +33,8 @@ calibration positions, 8 groups reach 0.65x (FP32 weights; GPTQ weights alone co
 is wrong for finer groups (a group's clip does not hold on unseen positions), and so is headroom (it costs
 resolution). Weights rounded to nearest (per output channel, after smoothing) add much of it back (8 groups 3.74x):
 GPTQ weights bring 8 groups to 2.22x (alpha 0: 1.82x) against per tensor's 2.98x. The weights alone, activations
-float (`--groups=-1 --weights gptq`), cost 0.75x (alpha 0.5) and 1.00x (alpha 0): each half of the error is near the
+float (`--groups=-1 --weights gptq`), cost 0.75x (alpha 0.5) and 1.00x (alpha 0), 0.58x with Hessians on 512
+positions (alpha 0.5, 10 min): each half of the error is near the
 gate by itself and they compound (2.2x together from 0.65x and 0.75x alone), so passing needs each at about a third of
 the gate, not one of them fixed. The p99 of 80 positions is a noisy statistic: read differences under ~1.3x as noise.
 (The MSE rows took the lower end from the sample, the max rows from every value.)
@@ -268,13 +269,14 @@ def main() -> None:
         rows.append(row)
         print(f"| {label} | {w.ratio:.3f}x ({w.metric} {w.stat}) |", flush=True)
     out = {
-        "net": source.name, "calib_positions": int(len(idx)), "alpha": args.alpha, "weights": args.weights, "clip": args.clip, "headroom": args.headroom, "calib_on_test": args.calib_on_test,
+        "net": source.name, "calib_positions": int(len(idx)), "alpha": args.alpha, "weights": args.weights, "clip": args.clip, "headroom": args.headroom, "calib_on_test": args.calib_on_test, "gptq_positions": args.gptq_positions,
         "quantized_inputs": len(convs), "rows": rows, "seconds": round(time.perf_counter() - t0, 1),
         "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": \t"),
     }  # fmt: skip
     tag = (
         f"a{args.alpha}-{args.weights}-{args.clip}-h{args.headroom:g}-n{len(idx)}-g{args.groups.replace(',', '.')}"
         + ("-on-test" * args.calib_on_test)
+        + (f"-hp{args.gptq_positions}" * (args.weights == "gptq"))
     )
     path = Path(__file__).with_name(f"act_groups-{source.name}-{tag}.json")
     path.write_text(json.dumps(out, indent=1) + "\n")
