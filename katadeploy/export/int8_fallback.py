@@ -39,6 +39,7 @@ from katadeploy.progress import Progress
 
 DEFAULT_MIN_FRACTION = 0.8
 DEFAULT_MAX_LAYERS = 12
+DEFAULT_MARGIN = 1.0
 
 
 def float_layers(qdq: Any, float_proto: Any, names: Sequence[str]) -> Any:
@@ -110,7 +111,7 @@ class FallbackResult:
     ratio: float
     int8_fraction: float
     base: dict[str, Any]
-    margin: float = 1.0
+    margin: float = DEFAULT_MARGIN
     ranking: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -132,7 +133,7 @@ def accuracy_fallback(
     precision: str = "int8",
     min_fraction: float = DEFAULT_MIN_FRACTION,
     max_layers: int = DEFAULT_MAX_LAYERS,
-    margin: float = 1.0,
+    margin: float = DEFAULT_MARGIN,
     log: Callable[[str], None] = lambda _s: None,
     progress: bool = False,
 ) -> FallbackResult:

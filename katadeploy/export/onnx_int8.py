@@ -550,7 +550,7 @@ def _fallback(req: ExportRequest, qdq: Any, float_proto: Any, quantize: list[str
         qdq, float_proto, quantize, score, fraction,
         min_fraction=float(req.options.get("int8_min_fraction", int8_fallback.DEFAULT_MIN_FRACTION)),
         max_layers=int(req.options.get("int8_fallback_layers", int8_fallback.DEFAULT_MAX_LAYERS)),
-        margin=float(req.options.get("int8_margin", 1.0)),
+        margin=float(req.options.get("int8_margin", int8_fallback.DEFAULT_MARGIN)),
         log=req.log, progress=req.progress,
     )  # fmt: skip
 

@@ -612,8 +612,8 @@ def _mixed_precision(
     number of blocks). Returns ``(blocks, model, metrics, record)``.
 
     The ranking (one trial per block) scores on ``ranker``, the ``rank_positions`` evenly spaced positions of
-    ``val`` (default :data:`DEFAULT_RANK_POSITIONS`; 0: all) that also ranked the recipes: it only orders the blocks, and on kata1-b18c384nbt its 18 trials on
-    all 256 positions were most of a 16-minute export. The bisection's verdicts use the whole of ``val``."""
+    ``val`` (default :data:`DEFAULT_RANK_POSITIONS`; 0: all) that also ranked the recipes: it only orders the
+    blocks, and on kata1-b18c384nbt its 18 trials on all 256 positions were most of a 16-minute export. The bisection's verdicts use the whole of ``val``."""
     n_blocks = len(req.model.trunk.blocks)
     present = sorted(
         {

@@ -38,7 +38,10 @@ float (`--groups=-1 --weights gptq`), cost 0.75x (alpha 0.5) and 1.00x (alpha 0)
 positions (alpha 0.5, 10 min): each half of the error is near the
 gate by itself and they compound (2.2x together from 0.65x and 0.75x alone), so passing needs each at about a third of
 the gate, not one of them fixed. The p99 of 80 positions is a noisy statistic: read differences under ~1.3x as noise.
-(The MSE rows took the lower end from the sample, the max rows from every value.)
+(The MSE rows were measured with the probe's own first MSE search, ``hi = lo + f (max - lo)`` with the lower end from
+the sample; it now calls int8_repair's ``mse_range`` (``hi = f max``), which differs by the small ``lo``. The max rows
+take both ends from every value. Smoothing is int8_repair's ``smoothing_scales``; the 8-group 0.65x row re-measured
+with it gives 0.62x (act_groups-b15-max-h1-n768-recheck.log); the other rows were not re-run.)
 
 Usage: python scripts/reports/int8/act_groups.py [NET] [--calib-positions N] [--alpha A] [--weights fp32|rtn]
 [--groups 1,2,4,8,0] [--clip mse|max]
@@ -56,6 +59,7 @@ import numpy as np
 import torch
 
 from katadeploy.data.calibration import default_calibration_path, load_calibration
+from katadeploy.export.int8_repair import mse_range, smoothing_scales
 from katadeploy.model.net import KataGoNet
 from katadeploy.model.source import open_net
 from katadeploy.runtime.base import RawBatch
@@ -63,23 +67,6 @@ from katadeploy.validate.positions import load_validation_set
 from katadeploy.validate.scoring import compare_on
 
 PER_CHANNEL_SAMPLE = 8192
-GRID = np.linspace(0.25, 1.0, 48)
-
-
-def mse_hi(v: np.ndarray, lo: float) -> float:
-    """The clip (upper end) of a u8 range [lo, hi] with the least squared rounding + clipping error on ``v``."""
-    top = float(v.max())
-    if top <= lo:
-        return lo + 1e-8
-    best, best_err = top, np.inf
-    for f in GRID:
-        hi = lo + f * (top - lo)
-        scale = (hi - lo) / 255.0
-        q = np.clip(np.round((v - lo) / scale), 0, 255) * scale + lo
-        err = float(np.mean((q - v) ** 2))
-        if err < best_err:
-            best, best_err = hi, err
-    return best
 
 
 def run(net: KataGoNet, spatial: np.ndarray, global_: np.ndarray, batch: int = 32) -> RawBatch:
@@ -199,8 +186,7 @@ def main() -> None:
     smooth = {}
     for k, m in convs.items():
         wmax = orig_w[k].abs().amax(dim=(0, 2, 3)).numpy()
-        s = np.maximum(stats[k][1], 1e-6) ** args.alpha / np.maximum(wmax, 1e-6) ** (1 - args.alpha)
-        smooth[k] = s / s.max() if args.alpha > 0 else np.ones_like(s)
+        smooth[k] = smoothing_scales(stats[k][1], wmax, args.alpha) if args.alpha > 0 else np.ones_like(wmax)
         if args.weights == "rtn":
             w = orig_w[k] * torch.from_numpy(smooth[k].astype(np.float32)).reshape(1, -1, 1, 1)
             sc = w.abs().amax(dim=(1, 2, 3), keepdim=True) / 127.0
@@ -227,7 +213,11 @@ def main() -> None:
             for grp in np.array_split(order, k_groups):
                 gv = vs[grp].ravel()
                 lo = min(0.0, float(smin[grp].min()))
-                hi = mse_hi(gv, lo) if args.clip == "mse" else float(smax[grp].max())
+                hi = (
+                    mse_range(gv, lo, float(gv.max()), "u8")[1]
+                    if args.clip == "mse"
+                    else float(smax[grp].max())
+                )
                 sc = max((hi - lo) * args.headroom / 255.0, 1e-8)
                 scale[grp] = sc
                 lo_c[grp] = lo
