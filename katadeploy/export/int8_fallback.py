@@ -6,7 +6,9 @@ Contract
 input that came from a ``DequantizeLinear`` is rewired to the float tensor it stood for - an activation to the
 input of its ``QuantizeLinear``, a weight or bias to the float initializer of the same-named node in
 ``float_proto`` (the graph the QDQ one was quantized from, so smoothing factors folded into weights match). The
-orphaned Q/DQ nodes are removed. Nothing else changes.
+orphaned Q/DQ nodes are removed. Nothing else changes. A name also floats the per-group convolutions of a conv
+split into activation groups (``NODE__groupK``, :func:`katadeploy.export.int8_repair.layer_of`): layers, not
+groups, are the units of the search.
 
 :func:`accuracy_fallback` is the search: it scores the graph (``score(proto) -> (loss, metrics)``, lower is
 better, KataGo's FP16 gate as in :func:`katadeploy.validate.metrics.selection_loss`); if it misses the gate it
@@ -35,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from katadeploy.export.int8_repair import layer_of
 from katadeploy.progress import Progress
 
 DEFAULT_MIN_FRACTION = 0.8
@@ -54,7 +57,7 @@ def float_layers(qdq: Any, float_proto: Any, names: Sequence[str]) -> Any:
     float_inits = {i.name: i for i in float_proto.graph.initializer}
     wanted = set(names)
     for node in graph.node:
-        if node.name not in wanted:
+        if node.name not in wanted and layer_of(node.name) not in wanted:  # a grouped conv floats all its groups
             continue
         ref = float_nodes.get(node.name)
         if ref is None:

@@ -38,6 +38,18 @@ the geometric mean of MSE and max 3.48x, MSE but at least half the max 2.97x. Wh
 float for the sensitive layers (the fallback) or training against the activation noise (QAT, longer than 2 CPU
 cores allow).
 
+Activation groups (``act_groups`` K > 1, onnx-int8 option ``int8_act_groups``): one u8 scale per conv input
+cannot hold g170e-b15c192's channels (per-tensor u8 misses KataGo's gate at 3.8x even with ranges taken from the
+test positions themselves: the rounding step is the error). Each repaired convolution is split into K convolutions
+over disjoint groups of its input channels (sorted by range, equal counts), summed: ``x/s -> Gather(group k) ->
+Conv(W[:, group k]) -> Sum``. Every multiply-accumulate still runs in int8 (the MAC count is unchanged), and each
+group's input gets its own Q/DQ pair whose range is the true min/max of its channels over the calibration positions
+(no MSE clip: a finer group's clip does not hold on unseen positions). GPTQ then rounds each weight row with one
+scale per group (:func:`gptq`'s ``col_groups``), which each group convolution's own per-channel weight scale allows.
+Measured in torch fake-quant on g170e-b15c192 (80 oracle positions, 768 every-size calibration positions, 2026-12-06,
+``scripts/reports/int8/act_groups.py``): 8 groups with GPTQ weights at one scale per row 2.22x, with one scale per
+row and group 1.29x (16 groups 1.25x), against per tensor's 2.98x.
+
 No maintained library does these steps on an ONNX graph for convolutions with onnxruntime's QDQ output: NNCF's
 GPTQ covers only MatMul weight compression, onnxruntime has no weight-rounding repair, and AIMET/Quark bring their
 own graph formats; so the algorithms are written here (on numpy/torch), small and tested against the float graph.
@@ -84,10 +96,33 @@ class Layer:
     a_scale: float | None = None  # a trained input scale (QAT) that replaces the one quantize_static computed
     bias: np.ndarray | None = None  # the float bias, when the node has one (corrected when bias_corrected)
     bias_corrected: bool = False
+    groups: list[np.ndarray] | None = None  # input channels of each activation group (grouped convs only)
+    group_ranges: list[tuple[float, float]] | None = None  # the u8/s8 range of each group of x/s
+
+    def group_names(self) -> list[str]:
+        """The node's name in the QDQ graph, or the names of its per-group convolutions (:func:`group_node`)."""
+        return (
+            [self.node]
+            if self.groups is None
+            else [group_node(self.node, k) for k in range(len(self.groups))]
+        )
 
     @property
     def smoothed(self) -> str:
         return f"{self.x}__smooth__{self.node}"
+
+
+#: a grouped convolution's per-group nodes are named ``NODE__groupK`` (same module scope, so every role rule holds)
+GROUP_SEP = "__group"
+
+
+def group_node(node: str, k: int) -> str:
+    return f"{node}{GROUP_SEP}{k}"
+
+
+def layer_of(name: str) -> str:
+    """The layer a node of a repaired graph belongs to: its per-group convolutions map back to the original node."""
+    return name.split(GROUP_SEP, 1)[0]
 
 
 @dataclass
@@ -97,10 +132,26 @@ class Repair:
     ranges: dict[str, tuple[np.ndarray, np.ndarray]]
     alpha: float
     bias_correction: bool = False
+    act_groups: int = 1
+
+    @property
+    def grouped(self) -> bool:
+        return any(la.groups is not None for la in self.layers)
+
+    def quantize_names(self, nodes: Sequence[str]) -> list[str]:
+        """``nodes`` (of the pre-processed graph) as nodes of :attr:`proto`: grouped layers as their group convs."""
+        by_node = {la.node: la for la in self.layers}
+        return [g for n in nodes for g in (by_node[n].group_names() if n in by_node else [n])]
 
     def summary(self) -> dict[str, Any]:
+        grouped = sum(la.groups is not None for la in self.layers)
         return {
-            "recipe": "per-channel smoothing + MSE activation ranges + GPTQ weight rounding",
+            "recipe": "per-channel smoothing + MSE activation ranges + GPTQ weight rounding"
+            if not grouped
+            else f"per-channel smoothing + {self.act_groups} activation groups per conv input (max ranges) + "
+            "GPTQ weight rounding with one scale per output channel and group",
+            "act_groups": self.act_groups,
+            "grouped_nodes": grouped,
             "smooth_alpha": self.alpha,
             "repaired_nodes": len(self.layers),
             "bias_correction": self.bias_correction,
@@ -148,15 +199,30 @@ def mse_range(values: np.ndarray, lo: float, hi: float, activations: str) -> tup
     return best[1]
 
 
-def gptq(w: np.ndarray, h: np.ndarray, return_pre: bool = False) -> Any:
+def gptq(
+    w: np.ndarray, h: np.ndarray, return_pre: bool = False, col_groups: Sequence[np.ndarray] | None = None
+) -> Any:
     """GPTQ rounding of ``w`` ``[rows, cols]`` to symmetric per-row INT8 with input Hessian ``h`` ``[cols, cols]``.
     Returns ``(int8 values, per-row scale)``, plus with ``return_pre`` the value each weight had in grid units just
     before it was rounded (after the error feedback of the columns before it): rounding those gives the INT8
-    values, and QAT starts from them (:mod:`katadeploy.export.int8_qat`)."""
+    values, and QAT starts from them (:mod:`katadeploy.export.int8_qat`).
+
+    ``col_groups`` (disjoint column index arrays covering every column) gives each row one scale per group
+    instead (the scale is then ``[rows, groups]``): the columns are processed group after group, and each group's
+    scale is taken from its columns as the error feedback of the groups before it has left them (GPTQ's
+    ``groupsize`` rule, here over arbitrary column sets: the input channels that share one activation scale)."""
     import torch
 
-    W = torch.from_numpy(w.astype(np.float64)).clone()
-    H = torch.from_numpy(h.astype(np.float64)).clone()
+    cols = w.shape[1]
+    groups = (
+        [np.asarray(g, dtype=np.int64) for g in col_groups] if col_groups is not None else [np.arange(cols)]
+    )
+    perm = np.concatenate(groups)
+    if len(perm) != cols or len(np.unique(perm)) != cols:
+        raise KatadeployError("GPTQ: the column groups must cover every column exactly once")
+    bounds = np.cumsum([0, *[len(g) for g in groups]])
+    W = torch.from_numpy(w[:, perm].astype(np.float64)).clone()
+    H = torch.from_numpy(h[np.ix_(perm, perm)].astype(np.float64)).clone()
     dead = torch.diag(H) == 0
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
@@ -165,26 +231,40 @@ def gptq(w: np.ndarray, h: np.ndarray, return_pre: bool = False) -> Any:
         hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
     except RuntimeError as exc:  # not positive definite even with damping: degenerate calibration data
         raise KatadeployError(f"GPTQ: the layer's input Hessian is singular ({exc})") from exc
-    scale = (W.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
+    scales = torch.zeros((W.shape[0], len(groups)), dtype=W.dtype)
+    col_scale = torch.zeros_like(W)  # the scale each (permuted) column was rounded with
     q = torch.zeros_like(W)
     pre = torch.zeros_like(W)
     n = W.shape[1]
+    g = -1
     for i1 in range(0, n, GPTQ_BLOCK):
         i2 = min(i1 + GPTQ_BLOCK, n)
         w1 = W[:, i1:i2].clone()
         err = torch.zeros_like(w1)
         hi = hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
+            while g + 1 < len(groups) and i1 + i >= bounds[g + 1]:
+                g += 1  # a new group starts here: its scale from its columns as they stand now
+                lo_g, hi_g = bounds[g] - i1, bounds[g + 1] - i1
+                cur = torch.cat(
+                    [w1[:, max(lo_g, 0) : min(hi_g, i2 - i1)], W[:, max(i2, bounds[g]) : bounds[g + 1]]], 1
+                )
+                scales[:, g] = (cur.abs().amax(dim=1) / 127.0).clamp_min(1e-12)
+            scale = scales[:, g]
             col = w1[:, i]
             qi = torch.clamp(torch.round(col / scale), -127, 127)
             q[:, i1 + i] = qi
             pre[:, i1 + i] = col / scale
+            col_scale[:, i1 + i] = scale
             e = (col - qi * scale) / hi[i, i]
             w1[:, i:] -= e.unsqueeze(1) @ hi[i, i:].unsqueeze(0)
             err[:, i] = e
         W[:, i2:] -= err @ hinv[i1:i2, i2:]
-    out = (q.numpy().astype(np.int8), scale.numpy().astype(np.float32))
-    return (*out, pre.numpy().clip(-127.49, 127.49).astype(np.float32)) if return_pre else out
+    inv = np.argsort(perm)
+    q_out = q.numpy()[:, inv].astype(np.int8)
+    s_out = scales.numpy().astype(np.float32)
+    out = (q_out, s_out[:, 0] if col_groups is None else s_out)
+    return (*out, pre.numpy()[:, inv].clip(-127.49, 127.49).astype(np.float32)) if return_pre else out
 
 
 def _cols(x: np.ndarray, layer: Layer) -> np.ndarray:
@@ -271,14 +351,21 @@ def plan_repair(
     alpha: float = DEFAULT_ALPHA,
     progress: bool = False,
     bias_correction: bool = False,
+    act_groups: int = 1,
+    hessian_run: TensorRun | None = None,
 ) -> Repair:
     """Smoothing scales, MSE ranges and GPTQ weights for the repairable ``nodes`` of ``proto`` (see the module
     contract); returns the smoothed FP32 graph with them. ``run`` streams the graph's tensors over the
-    calibration positions (twice)."""
+    calibration positions (twice). With ``act_groups`` > 1 every repairable convolution with more input channels
+    than that is split into ``act_groups`` convolutions over channel groups (see "Activation groups" above).
+    ``hessian_run`` streams the positions of the second pass instead (GPTQ's Hessians cost ``K^2`` per board point,
+    so a caller may pass fewer positions, spread over every board size like the first pass's)."""
     from onnx import helper, numpy_helper
 
     if not 0.0 <= alpha <= 1.0:
         raise KatadeployError(f"int8_smooth_alpha must be in [0, 1], not {alpha}")
+    if act_groups < 1:
+        raise KatadeployError(f"int8_act_groups must be at least 1, not {act_groups}")
     layers = find_layers(proto, nodes)
     if not layers:
         raise KatadeployError("INT8 repair: no Conv/MatMul node with a constant weight to repair")
@@ -316,8 +403,18 @@ def plan_repair(
             keep = rng.choice(len(vals), SAMPLE_VALUES, replace=False)
             vals, chans = vals[keep], chans[keep]
         # exact bounds of x/s from the per-channel extremes; the clip is searched on the sample
-        lo, hi = float((ch_min[key] / la.s).min()), float((ch_max[key] / la.s).max())
-        la.range = mse_range(vals / la.s[chans], lo, hi, activations)
+        smin, smax = ch_min[key] / la.s, ch_max[key] / la.s
+        lo, hi = float(smin.min()), float(smax.max())
+        if la.kind == "conv" and 1 < act_groups < len(la.s):
+            # channels sorted by their range, split into act_groups groups; each group's range is the true min/max
+            # of its channels (no MSE clip: a group's clip does not hold on unseen positions, see the module notes)
+            la.groups = [np.sort(g) for g in np.array_split(np.argsort(smax, kind="stable"), act_groups)]
+            la.group_ranges = [
+                _group_range(float(smin[g].min()), float(smax[g].max()), activations) for g in la.groups
+            ]
+            la.range = _group_range(lo, hi, activations)
+        else:
+            la.range = mse_range(vals / la.s[chans], lo, hi, activations)
         if "bias_name" in la.attrs:
             la.bias = weights[la.attrs["bias_name"]].astype(np.float64)
     del samples
@@ -325,13 +422,13 @@ def plan_repair(
     hess: dict[str, np.ndarray] = {}
     # for bias correction: sums of the float and the quantized GEMM columns over on-board outputs
     col_sums: dict[str, list[Any]] = {la.node: [0.0, 0.0, 0] for la in layers}
-    for values in run(tensors, "int8 repair: layer Hessians"):
+    for values in (hessian_run or run)(tensors, "int8 repair: layer Hessians"):
         for la in layers:
             x = values[la.x]
             s = la.s.reshape(1, -1, 1, 1) if la.kind == "conv" else la.s
             assert la.range is not None
             xs = (x / s).astype(np.float32)
-            cols = _cols(fake_quant(xs, *la.range, activations), la).astype(np.float64)
+            cols = _cols(_quantized_input(xs, la, activations), la).astype(np.float64)
             h = cols @ cols.T
             hess[la.node] = h if la.node not in hess else hess[la.node] + h
             if bias_correction and la.kind == "conv":
@@ -346,14 +443,18 @@ def plan_repair(
             w = weights[la.weight]
             assert la.s is not None
             ws = _smoothed_weight(w, la.s, la.kind)
-            q, scale, pre = gptq(rows(ws, la.kind), hess.pop(la.node), return_pre=True)
+            col_groups = None
+            if la.groups is not None:  # im2col columns are channel-major: channel c owns c*kk .. c*kk+kk-1
+                kk = int(np.prod(ws.shape[2:]))
+                col_groups = [(g[:, None] * kk + np.arange(kk)[None, :]).ravel() for g in la.groups]
+            q, scale, pre = gptq(rows(ws, la.kind), hess.pop(la.node), return_pre=True, col_groups=col_groups)
             la.q = from_rows(q, ws.shape, la.kind)
             la.u = from_rows(pre, ws.shape, la.kind)
             la.w_scale = scale
             f_sum, q_sum, count = col_sums[la.node]
             if bias_correction and la.kind == "conv" and count:
                 # E[y_q - y] per output channel (exact: the conv is linear in its columns), removed via the bias
-                wq = rows(la.q.astype(np.float64), la.kind) * scale.astype(np.float64)[:, None]
+                wq = rows(la.q.astype(np.float64), la.kind) * _column_scales(la, scale).astype(np.float64)
                 shift = (wq @ (q_sum / count)) - (rows(ws.astype(np.float64), la.kind) @ (f_sum / count))
                 la.bias = (la.bias if la.bias is not None else 0.0) - shift
                 la.bias_corrected = True
@@ -365,6 +466,7 @@ def plan_repair(
     extra_inits, ranges = [], {}
     order: list[Any] = []
     mul_for: dict[str, Any] = {}
+    split_for: dict[str, list[Any]] = {}  # grouped convs: Gather + Conv per group, then one Sum
     for la in layers:
         assert la.s is not None and la.range is not None
         inv = (1.0 / la.s).astype(np.float32)
@@ -372,7 +474,9 @@ def plan_repair(
         inv_name, w_name = f"{la.smoothed}__inv_s", f"{la.weight}__smoothed__{la.node}"
         extra_inits.append(numpy_helper.from_array(inv, inv_name))
         extra_inits.append(
-            numpy_helper.from_array(_smoothed_weight(weights[la.weight], la.s, la.kind).astype(np.float32), w_name)
+            numpy_helper.from_array(
+                _smoothed_weight(weights[la.weight], la.s, la.kind).astype(np.float32), w_name
+            )
         )
         mul_for[la.node] = helper.make_node("Mul", [la.x, inv_name], [la.smoothed], name=f"{la.node}__smooth")
         node = by_name[la.node]
@@ -386,11 +490,17 @@ def plan_repair(
             else:
                 node.input.append(b_name)
         la.weight = w_name
-        ranges[la.smoothed] = (np.array(la.range[0], np.float32), np.array(la.range[1], np.float32))
+        if la.groups is not None:
+            assert la.group_ranges is not None
+            split_for[la.node] = _split_groups(node, la, extra_inits)
+            for k, (lo_g, hi_g) in enumerate(la.group_ranges):
+                ranges[_group_input(la, k)] = (np.array(lo_g, np.float32), np.array(hi_g, np.float32))
+        else:
+            ranges[la.smoothed] = (np.array(la.range[0], np.float32), np.array(la.range[1], np.float32))
     for n in new.graph.node:  # keep topological order: each Mul right before its node
         if n.name in mul_for:
             order.append(mul_for[n.name])
-        order.append(n)
+        order.extend(split_for.get(n.name, [n]))
     del new.graph.node[:]
     new.graph.node.extend(order)
     new.graph.initializer.extend(extra_inits)
@@ -398,7 +508,83 @@ def plan_repair(
     keep = [i for i in new.graph.initializer if i.name in used]
     del new.graph.initializer[:]
     new.graph.initializer.extend(keep)
-    return Repair(new, layers, ranges, alpha, bias_correction)
+    return Repair(new, layers, ranges, alpha, bias_correction, act_groups)
+
+
+def _group_range(lo: float, hi: float, activations: str) -> tuple[float, float]:
+    """A range that holds ``[lo, hi]``: u8 as is (with 0 inside), s8 symmetric."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if activations == "u8":
+        return lo, hi
+    th = max(-lo, hi)
+    return -th, th
+
+
+def _quantized_input(xs: np.ndarray, la: Layer, activations: str) -> np.ndarray:
+    """What the QDQ graph feeds the layer's GEMM: ``x/s`` through its one range, or each channel group's own."""
+    if la.groups is None:
+        assert la.range is not None
+        return fake_quant(xs, *la.range, activations)
+    assert la.group_ranges is not None
+    out = np.empty_like(xs)
+    for g, r in zip(la.groups, la.group_ranges):
+        out[:, g] = fake_quant(xs[:, g], *r, activations)
+    return out
+
+
+def _column_scales(la: Layer, scale: np.ndarray) -> np.ndarray:
+    """Per GEMM row and column, the weight scale GPTQ rounded with (``scale`` is per row, or per row and group)."""
+    assert la.q is not None
+    r = rows(la.q, la.kind)
+    if la.groups is None:
+        return np.broadcast_to(scale[:, None], r.shape)
+    kk = r.shape[1] // sum(len(g) for g in la.groups)
+    out = np.empty(r.shape, np.float32)
+    for k, g in enumerate(la.groups):
+        cols = (g[:, None] * kk + np.arange(kk)[None, :]).ravel()
+        out[:, cols] = scale[:, k : k + 1]
+    return out
+
+
+def _group_input(la: Layer, k: int) -> str:
+    return f"{la.smoothed}{GROUP_SEP}{k}"
+
+
+def _split_groups(node: Any, la: Layer, extra_inits: list[Any]) -> list[Any]:
+    """The nodes that replace conv ``node`` (already smoothed: input ``x/s``, weight ``W*s``): per channel group a
+    ``Gather`` of its channels and a ``Conv`` with those weight columns (the bias on group 0), then a ``Sum`` into
+    the original output. Same function, same MACs; each group's input gets its own Q/DQ scale."""
+    from onnx import helper, numpy_helper
+
+    assert la.groups is not None
+    w = {i.name: i for i in extra_inits}[node.input[1]]
+    ws = numpy_helper.to_array(w)
+    out: list[Any] = []
+    partial = []
+    for k, g in enumerate(la.groups):
+        idx, wk = f"{_group_input(la, k)}__idx", f"{node.input[1]}{GROUP_SEP}{k}"
+        extra_inits.append(numpy_helper.from_array(g.astype(np.int64), idx))
+        extra_inits.append(numpy_helper.from_array(np.ascontiguousarray(ws[:, g]), wk))
+        out.append(
+            helper.make_node(
+                "Gather",
+                [la.smoothed, idx],
+                [_group_input(la, k)],
+                name=f"{group_node(la.node, k)}__gather",
+                axis=1,
+            )
+        )
+        conv = type(node)()
+        conv.CopyFrom(node)
+        conv.name = group_node(la.node, k)
+        del conv.input[:]
+        conv.input.extend([_group_input(la, k), wk, *(node.input[2:3] if k == 0 else [])])
+        del conv.output[:]
+        conv.output.append(f"{node.output[0]}{GROUP_SEP}{k}")
+        partial.append(conv.output[0])
+        out.append(conv)
+    out.append(helper.make_node("Sum", partial, [node.output[0]], name=f"{la.node}__sum"))
+    return out
 
 
 def apply_weights(qdq: Any, repair: Repair) -> int:
@@ -421,36 +607,46 @@ def apply_weights(qdq: Any, repair: Repair) -> int:
 
     patched = 0
     for la in repair.layers:
-        node = by_name.get(la.node)
-        if node is None:
-            raise KatadeployError(f"INT8 repair: node {la.node} missing from the QDQ graph")
         assert la.q is not None and la.w_scale is not None
-        wq, ws, wz = dq_inputs(node.input[1])
-        old = numpy_helper.to_array(inits[wq])
-        if old.shape != la.q.shape or old.dtype != np.int8:
-            raise KatadeployError(f"INT8 repair: {la.node} weight is {old.dtype}{old.shape}, not int8{la.q.shape}")
-        put(wq, la.q)
-        put(ws, la.w_scale.astype(np.float32))
-        if la.a_scale is not None:  # the input's QuantizeLinear and DequantizeLinear read the same scale
-            x_dq = producer[node.input[0]]
-            x_q = producer.get(x_dq.input[0])
-            for n in (x_dq, x_q):
-                if n is not None and n.op_type in ("QuantizeLinear", "DequantizeLinear"):
-                    put(n.input[1], np.array(la.a_scale, np.float32))
-        if len(node.input) > 2 and node.input[2]:
-            bq, bs, *_ = dq_inputs(node.input[2])
-            if la.bias is None:
-                raise KatadeployError(f"INT8 repair: {la.node} has a quantized bias the repair did not see")
-            xs = numpy_helper.to_array(inits[dq_inputs(node.input[0])[1]]).astype(np.float64)
-            new_scale = (xs * la.w_scale.astype(np.float64)).astype(np.float32)
-            put(bq, np.rint(la.bias / new_scale.astype(np.float64)).astype(np.int32))
-            put(bs, new_scale)
+        if la.groups is None:
+            parts = [(la.node, la.q, la.w_scale)]
+        else:  # each group conv: its weight columns, its scale column
+            parts = [(group_node(la.node, k), la.q[:, g], la.w_scale[:, k]) for k, g in enumerate(la.groups)]
+        for name, q, w_scale in parts:
+            node = by_name.get(name)
+            if node is None:
+                raise KatadeployError(f"INT8 repair: node {name} missing from the QDQ graph")
+            wq, ws, wz = dq_inputs(node.input[1])
+            old = numpy_helper.to_array(inits[wq])
+            if old.shape != q.shape or old.dtype != np.int8:
+                raise KatadeployError(
+                    f"INT8 repair: {name} weight is {old.dtype}{old.shape}, not int8{q.shape}"
+                )
+            put(wq, np.ascontiguousarray(q))
+            put(ws, np.ascontiguousarray(w_scale).astype(np.float32))
+            if la.a_scale is not None:  # the input's QuantizeLinear and DequantizeLinear read the same scale
+                x_dq = producer[node.input[0]]
+                x_q = producer.get(x_dq.input[0])
+                for n in (x_dq, x_q):
+                    if n is not None and n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                        put(n.input[1], np.array(la.a_scale, np.float32))
+            if len(node.input) > 2 and node.input[2]:
+                bq, bs, *_ = dq_inputs(node.input[2])
+                if la.bias is None:
+                    raise KatadeployError(f"INT8 repair: {name} has a quantized bias the repair did not see")
+                xs = numpy_helper.to_array(inits[dq_inputs(node.input[0])[1]]).astype(np.float64)
+                new_scale = (xs * w_scale.astype(np.float64)).astype(np.float32)
+                put(bq, np.rint(la.bias / new_scale.astype(np.float64)).astype(np.int32))
+                put(bs, new_scale)
         patched += 1
     return patched
 
 
 __all__ = [
     "DEFAULT_ALPHA",
+    "GROUP_SEP",
+    "group_node",
+    "layer_of",
     "Layer",
     "Repair",
     "apply_weights",

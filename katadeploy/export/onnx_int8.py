@@ -26,7 +26,10 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
 - ``smooth-gptq`` (the default method, :mod:`katadeploy.export.int8_repair`): per-channel smoothing of each node's
   input (``options["int8_smooth_alpha"]``, default 0.5), MSE activation ranges, and GPTQ-rounded INT8 weights
   written into the QDQ graph after ``quantize_static`` (``options["int8_bias_correction"]``: empirical bias
-  correction, off by default: it made the policy worse on g170-b6c96). The plain range methods ``minmax``,
+  correction, off by default: it made the policy worse on g170-b6c96). ``options["int8_act_groups"]`` K > 1 splits
+  every repaired conv into K convs over channel groups, each input group with its own u8 scale and each weight
+  group with its own per-channel scale (still all int8 MACs; see int8_repair's "Activation groups");
+  ``options["int8_hessian_positions"]`` caps the positions of GPTQ's Hessians. The plain range methods ``minmax``,
   ``percentile`` and ``entropy`` can be listed in ``options["int8_methods"]`` too.
 - QAT (``options["int8_qat"]``: ``auto``, the default, reuses cached weights; ``on`` trains; ``off``): distillation
   quantization-aware training of the ``smooth-gptq`` INT8 weights (:mod:`katadeploy.export.int8_qat`, recipe options
@@ -392,23 +395,33 @@ def _repaired(
 
     ort = require("onnxruntime", "onnx")
 
-    def run(tensors: list[str], label: str) -> Any:
-        sess = _session(ort, _augmented(pre_proto, tensors))
-        reader.rewind()
-        with Progress(len(reader.spatial), label, quiet=not req.progress) as bar:
-            while (feed := reader.get_next()) is not None:
-                yield dict(zip(tensors, sess.run(tensors, feed)))
-                bar.advance(len(feed["spatial"]))
+    def streamer(positions: CalibrationReader) -> int8_repair.TensorRun:
+        def run(tensors: list[str], label: str) -> Any:
+            sess = _session(ort, _augmented(pre_proto, tensors))
+            positions.rewind()
+            with Progress(len(positions.spatial), label, quiet=not req.progress) as bar:
+                while (feed := positions.get_next()) is not None:
+                    yield dict(zip(tensors, sess.run(tensors, feed)))
+                    bar.advance(len(feed["spatial"]))
+
+        return run
 
     alpha = float(req.options.get("int8_smooth_alpha", int8_repair.DEFAULT_ALPHA))
     t0 = time.perf_counter()
     bias_correction = _flag(req.options.get("int8_bias_correction", False))
-    repair = int8_repair.plan_repair(pre_proto, quantize, run, activations, alpha, req.progress, bias_correction)
+    hessian_run = None
+    n_hess = int(req.options.get("int8_hessian_positions", 0) or 0)
+    if 0 < n_hess < len(reader.spatial):  # evenly spread over the calibration positions, so every board size counts
+        source = str(req.calib_path or "the calibration data")
+        sub = calibration_split(req.calib, "calib", req.model, exact=req.exact, limit=n_hess, source=source)
+        hessian_run = streamer(_reader_class()(sub))
+    repair = int8_repair.plan_repair(pre_proto, quantize, streamer(reader), activations, alpha, req.progress,
+                                     bias_correction, _act_groups(req), hessian_run)  # fmt: skip
     smoothed = tmp / "pre-smoothed.onnx"
     onnx.save(repair.proto, str(smoothed))
     ranges = {**collector.ranges("minmax"), **repair.ranges}
     with contextlib.redirect_stdout(sys.stderr):
-        _quantize(smoothed, out, "minmax", ranges, quantize, tmp, outputs, activations)
+        _quantize(smoothed, out, "minmax", ranges, repair.quantize_names(quantize), tmp, outputs, activations)
     qdq = onnx.load(str(out))
     patched = int8_repair.apply_weights(qdq, repair)
     onnx.save(qdq, str(out))
@@ -448,6 +461,10 @@ def _qat(
 
     mode = _qat_mode(req)
     if mode == "off":
+        return None
+    if repair.grouped:  # QAT trains one input scale per layer; grouped inputs have one per channel group
+        if mode == "on":
+            raise KatadeployError("int8_qat=on needs int8_act_groups=1 (QAT of grouped activations is not built)")
         return None
     recipe = int8_qat.Recipe.from_options(req.options)
     n_pos = int(req.options.get("int8_qat_positions", int8_qat.DEFAULT_POSITIONS))
@@ -501,6 +518,21 @@ def _candidate(path: Path, req: ExportRequest, threads: int | None) -> Any:
 
     manifest = candidate_manifest(req.model, req.nn_x, req.nn_y, "onnx", "int8", path, exact=req.exact)
     return OnnxEvaluator(path, manifest, threads=threads)
+
+
+#: ``options["int8_act_groups"]``: activation groups per repaired conv input (:mod:`katadeploy.export.int8_repair`)
+DEFAULT_ACT_GROUPS = 1
+
+
+def _act_groups(req: ExportRequest) -> int:
+    raw = req.options.get("int8_act_groups", DEFAULT_ACT_GROUPS)
+    try:
+        groups = int(raw)
+    except (TypeError, ValueError):
+        raise KatadeployError(f"int8_act_groups must be a whole number, not {raw!r}") from None
+    if groups < 1:
+        raise KatadeployError(f"int8_act_groups must be at least 1, not {groups}")
+    return groups
 
 
 def _fallback_nodes(proto: Any, floated: set[str]) -> list[tuple[str, str, str]]:
@@ -637,6 +669,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         req.log(f"int8: choosing among {', '.join(methods)} on {len(scorer)} validation positions")
         repair_details: dict[str, Any] | None = None
         repair_proto: Any = None
+        repair: Any = None
         with Progress(len(methods), "int8 method selection", quiet=not req.progress) as bar:
             for m in methods:
                 out = tmp / f"int8-{m}.onnx"
@@ -686,13 +719,16 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         floated = set(fallback.floated if fallback is not None else ())
 
         def role(name: str, op: str) -> str:
-            return "fallback" if name in floated else int8_role(name, op, model, _gpool_float(req))
+            return "fallback" if int8_repair.layer_of(name) in floated else int8_role(name, op, model, _gpool_float(req))
 
         rows = onnx_macs(final, role)
+        groups = repair.act_groups if best == REPAIR and repair is not None and repair.grouped else 1
+        grain = "per tensor" if groups == 1 else f"per tensor on each of {groups} channel groups per conv input"
         quantization = summarize_macs(
             rows,
-            f"onnxruntime quantize_static QDQ, {best} ranges, {activations} activations, s8 weights per channel, "
-            f"{placement}" + (f", {len(floated)} layer(s) returned to float by the gate" if floated else ""),
+            f"onnxruntime quantize_static QDQ, {best} ranges, {activations} activations {grain}, s8 weights per "
+            f"channel{' and group' if groups > 1 else ''}, {placement}"
+            + (f", {len(floated)} layer(s) returned to float by the gate" if floated else ""),
         )
         quantization["onnxruntime_cpu"] = onnxruntime_cpu(final, rows)
         with staged(path) as out_tmp:
@@ -702,10 +738,9 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         "int8": {
             "quantizer": f"onnxruntime {ort.__version__} quantize_static",
             "format": "QDQ",
-            "weights": "QInt8 symmetric per-channel",
-            "activations": "QUInt8 asymmetric per-tensor"
-            if activations == "u8"
-            else "QInt8 symmetric per-tensor",
+            "weights": "QInt8 symmetric per-channel" + (" and group" if groups > 1 else ""),
+            "activations": ("QUInt8 asymmetric " if activations == "u8" else "QInt8 symmetric ") + grain,
+            "act_groups": groups,
             "placement": placement,
             "op_types": list(QUANT_OPS),
             "quantized_nodes": len(quantize) - len(floated),

@@ -75,6 +75,32 @@ def test_gptq_beats_round_to_nearest_on_correlated_inputs():
     assert err_gptq < 0.8 * err_rtn, (err_gptq, err_rtn)
 
 
+def test_gptq_column_groups():
+    """One group of every column is plain GPTQ; groups give each row one scale per group, and on columns whose
+    weights differ by 100x between groups the per-group scales cut the output error of per-row ones."""
+    rng = np.random.default_rng(4)
+    k, n, rows = 64, 3000, 16
+    x = rng.normal(size=(n, k)) @ rng.normal(size=(k, k))
+    w = (rng.normal(size=(rows, k)) * np.where(np.arange(k) % 2 == 0, 1.0, 0.01)[None, :]).astype(np.float32)
+    h = x.T @ x
+    q, scale = R.gptq(w, h)
+    q1, scale1 = R.gptq(w, h, col_groups=[np.arange(k)])
+    np.testing.assert_array_equal(q1, q)
+    np.testing.assert_array_equal(scale1[:, 0], scale)
+    groups = [np.arange(0, k, 2), np.arange(1, k, 2)]
+    qg, sg = R.gptq(w, h, col_groups=groups)
+    assert sg.shape == (rows, 2) and np.abs(qg).max() <= 127
+    assert (sg[:, 1] < 0.1 * sg[:, 0]).all()  # the small columns' own, finer scale
+    wg = np.empty_like(w)
+    for j, g in enumerate(groups):
+        wg[:, g] = qg[:, g] * sg[:, j : j + 1]
+    err_g = np.linalg.norm(x @ (wg - w).T)
+    err_1 = np.linalg.norm(x @ (q * scale[:, None] - w).T)
+    assert err_g < 0.7 * err_1, (err_g, err_1)
+    with pytest.raises(Exception, match="cover every column"):
+        R.gptq(w, h, col_groups=[np.arange(0, k, 2)])
+
+
 def test_mse_range_clips_outliers_and_stays_inside():
     rng = np.random.default_rng(2)
     v = np.concatenate([rng.exponential(0.3, 200_000), [40.0]]).astype(np.float32)
@@ -172,6 +198,83 @@ def test_repaired_graph_is_the_same_function_and_runs_the_repaired_weights(tmp_p
         assert unsigned_weights(qdq) == 3
     fused = ort.InferenceSession(qdq.SerializeToString()).run(None, feed)[0]
     np.testing.assert_allclose(fused, exact, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_grouped_activations_split_each_conv_into_group_convs_with_their_own_scales(tmp_path):
+    """``act_groups=2``: each conv becomes a Gather + Conv per channel group and a Sum, the same function in float;
+    the QDQ graph gives each group's input its own scale (the group's range), runs the group's columns of the GPTQ
+    weights with the group's scale column, and rounds x/s closer to float than one scale per tensor does."""
+    rng = np.random.default_rng(3)
+    proto = _tiny_graph(rng)
+    x = (np.abs(rng.normal(size=(32, 4, 6, 6))) * np.array([5, 1, 0.2, 0.02])[None, :, None, None]).astype(np.float32)
+    reader = _Reader(_Positions(x), chunk=8)
+
+    def run(tensors, label):
+        sess = _session(ort, _augmented(proto, tensors))
+        reader.rewind()
+        while (feed := reader.get_next()) is not None:
+            yield dict(zip(tensors, sess.run(tensors, feed)))
+
+    feed = {"x": x[:4]}
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, feed)[0]
+    errors = {}
+    for groups in (1, 2):
+        repair = R.plan_repair(proto, ["c1", "c2", "mm"], run, "u8", 0.0, act_groups=groups)
+        got = ort.InferenceSession(repair.proto.SerializeToString()).run(None, feed)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # the split alone changes nothing
+        names = repair.quantize_names(["c1", "c2", "mm"])
+        smoothed, out = tmp_path / f"smoothed{groups}.onnx", tmp_path / f"qdq{groups}.onnx"
+        onnx.save(repair.proto, str(smoothed))
+        _quantize(smoothed, out, "minmax", repair.ranges, names, tmp_path, False, "u8")
+        qdq = onnx.load(str(out))
+        assert R.apply_weights(qdq, repair) == 3
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        errors[groups] = np.abs(ort.InferenceSession(qdq.SerializeToString(), so).run(None, feed)[0] - want).max()
+        if groups == 1:
+            assert names == ["c1", "c2", "mm"] and not repair.grouped
+            continue
+        assert names == ["c1__group0", "c1__group1", "c2__group0", "c2__group1", "mm"]
+        assert {R.layer_of(n) for n in names} == {"c1", "c2", "mm"}
+        ops = [n.op_type for n in repair.proto.graph.node]
+        assert ops.count("Gather") == 4 and ops.count("Sum") == 2 and ops.count("Conv") == 4
+        inits = {i.name: numpy_helper.to_array(i) for i in qdq.graph.initializer}
+        producer = {o: n for n in qdq.graph.node for o in n.output}
+        for la in repair.layers[:2]:
+            assert la.groups is not None and la.group_ranges is not None
+            assert sorted(np.concatenate(la.groups).tolist()) == list(range(len(la.s)))
+            for k, g in enumerate(la.groups):
+                node = next(n for n in qdq.graph.node if n.name == R.group_node(la.node, k))
+                wq, ws, _ = producer[node.input[1]].input
+                np.testing.assert_array_equal(inits[wq], la.q[:, g])
+                np.testing.assert_array_equal(inits[ws], la.w_scale[:, k])
+                lo, hi = la.group_ranges[k]
+                np.testing.assert_allclose(inits[producer[node.input[0]].input[1]], (hi - lo) / 255, rtol=1e-6)
+                assert (len(node.input) > 2) == (k == 0 and la.bias is not None)  # the bias once, on group 0
+        # the per-layer fallback floats a layer as a unit: every group conv of c2, nothing of c1
+        from katadeploy.export.int8_fallback import float_layers
+
+        fl = float_layers(qdq, repair.proto, ["c2"])
+        prod = {o: n.op_type for n in fl.graph.node for o in n.output}
+        for n in fl.graph.node:
+            if n.op_type == "Conv":
+                from_dq = [prod.get(i) == "DequantizeLinear" for i in n.input[:2]]
+                assert from_dq == ([False, False] if R.layer_of(n.name) == "c2" else [True, True]), n.name
+    assert 0 < errors[2] < errors[1], errors
+
+
+def test_act_groups_option_is_checked():
+    from katadeploy.errors import KatadeployError
+    from katadeploy.export.onnx_int8 import _act_groups
+
+    class Req:
+        options = {"int8_act_groups": "8"}
+
+    assert _act_groups(Req()) == 8
+    for bad in ("0", "eight", -2):
+        Req.options = {"int8_act_groups": bad}
+        with pytest.raises(KatadeployError, match="int8_act_groups"):
+            _act_groups(Req())
 
 
 # ---------------------------------------------------------------------------------------------- the small nets
