@@ -120,6 +120,12 @@ def group_node(node: str, k: int) -> str:
     return f"{node}{GROUP_SEP}{k}"
 
 
+def group_columns(groups: Sequence[np.ndarray], kk: int) -> list[np.ndarray]:
+    """The GEMM columns (:func:`_cols` order) of each input-channel group of a conv whose kernel has ``kk`` taps:
+    im2col is channel-major, so channel ``c`` owns columns ``c*kk`` .. ``c*kk+kk-1``."""
+    return [(np.asarray(g)[:, None] * kk + np.arange(kk)[None, :]).ravel() for g in groups]
+
+
 def layer_of(name: str) -> str:
     """The layer a node of a repaired graph belongs to: its per-group convolutions map back to the original node."""
     return name.split(GROUP_SEP, 1)[0]
@@ -232,7 +238,6 @@ def gptq(
     except RuntimeError as exc:  # not positive definite even with damping: degenerate calibration data
         raise KatadeployError(f"GPTQ: the layer's input Hessian is singular ({exc})") from exc
     scales = torch.zeros((W.shape[0], len(groups)), dtype=W.dtype)
-    col_scale = torch.zeros_like(W)  # the scale each (permuted) column was rounded with
     q = torch.zeros_like(W)
     pre = torch.zeros_like(W)
     n = W.shape[1]
@@ -255,7 +260,6 @@ def gptq(
             qi = torch.clamp(torch.round(col / scale), -127, 127)
             q[:, i1 + i] = qi
             pre[:, i1 + i] = col / scale
-            col_scale[:, i1 + i] = scale
             e = (col - qi * scale) / hi[i, i]
             w1[:, i:] -= e.unsqueeze(1) @ hi[i, i:].unsqueeze(0)
             err[:, i] = e
@@ -443,10 +447,7 @@ def plan_repair(
             w = weights[la.weight]
             assert la.s is not None
             ws = _smoothed_weight(w, la.s, la.kind)
-            col_groups = None
-            if la.groups is not None:  # im2col columns are channel-major: channel c owns c*kk .. c*kk+kk-1
-                kk = int(np.prod(ws.shape[2:]))
-                col_groups = [(g[:, None] * kk + np.arange(kk)[None, :]).ravel() for g in la.groups]
+            col_groups = None if la.groups is None else group_columns(la.groups, int(np.prod(ws.shape[2:])))
             q, scale, pre = gptq(rows(ws, la.kind), hess.pop(la.node), return_pre=True, col_groups=col_groups)
             la.q = from_rows(q, ws.shape, la.kind)
             la.u = from_rows(pre, ws.shape, la.kind)
@@ -538,10 +539,8 @@ def _column_scales(la: Layer, scale: np.ndarray) -> np.ndarray:
     r = rows(la.q, la.kind)
     if la.groups is None:
         return np.broadcast_to(scale[:, None], r.shape)
-    kk = r.shape[1] // sum(len(g) for g in la.groups)
     out = np.empty(r.shape, np.float32)
-    for k, g in enumerate(la.groups):
-        cols = (g[:, None] * kk + np.arange(kk)[None, :]).ravel()
+    for k, cols in enumerate(group_columns(la.groups, r.shape[1] // sum(len(g) for g in la.groups))):
         out[:, cols] = scale[:, k : k + 1]
     return out
 
@@ -645,6 +644,7 @@ def apply_weights(qdq: Any, repair: Repair) -> int:
 __all__ = [
     "DEFAULT_ALPHA",
     "GROUP_SEP",
+    "group_columns",
     "group_node",
     "layer_of",
     "Layer",

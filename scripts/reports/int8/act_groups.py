@@ -90,7 +90,7 @@ def gptq_weights(net, convs, quant, orig_w, spatial, global_, weight_groups: boo
     taken from its fake-quantized smoothed inputs (this activation quantizer) over ``spatial`` in the FP32 net."""
     import torch.nn.functional as F
 
-    from katadeploy.export.int8_repair import gptq
+    from katadeploy.export.int8_repair import gptq, group_columns
 
     for k, m in convs.items():
         m.weight.data = orig_w[k].clone()
@@ -118,8 +118,7 @@ def gptq_weights(net, convs, quant, orig_w, spatial, global_, weight_groups: boo
         s = quant[k][3]
         w_s = (orig_w[k] * s).reshape(orig_w[k].shape[0], -1).numpy()
         if weight_groups and quant[k][4] is not None:
-            kk = int(np.prod(orig_w[k].shape[2:]))
-            col_groups = [(c[:, None] * kk + np.arange(kk)[None, :]).ravel() for c in quant[k][4]]
+            col_groups = group_columns(quant[k][4], int(np.prod(orig_w[k].shape[2:])))
             q, scale = gptq(w_s, hess[k].numpy(), col_groups=col_groups)
             col_scale = np.empty_like(w_s)
             for j, cg in enumerate(col_groups):
