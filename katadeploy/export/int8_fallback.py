@@ -105,6 +105,39 @@ def _drop_orphans(proto: Any) -> None:
         graph.initializer.remove(t)
 
 
+def gate_measure(score: Callable[[Any], tuple[float, Any]], precision: str = "int8") -> Callable[[Any], dict[str, Any]]:
+    """``score`` as a record: the loss, the worst limit ratio and which limit it is, and whether the gate passed."""
+
+    def measure(proto: Any) -> dict[str, Any]:
+        loss, metrics = score(proto)
+        w = metrics.worst(precision)
+        return {
+            "loss": float(loss), "ratio": float(w.ratio), "worst": f"{w.metric} {w.stat}",
+            "passed": bool(metrics.passed(precision)),
+        }  # fmt: skip
+
+    return measure
+
+
+def rank_layers(
+    qdq: Any,
+    float_proto: Any,
+    candidates: Sequence[str],
+    measure: Callable[[Any], dict[str, Any]],
+    label: str = "int8: ranking layers",
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Every candidate layer of ``qdq`` returned to float alone and measured (``measure(proto)`` -> a dict with
+    ``loss`` and ``ratio``), most sensitive first: the layers whose float copy leaves the lowest loss."""
+    ranking = []
+    with Progress(len(candidates), label, quiet=not progress) as bar:
+        for name in candidates:
+            ranking.append({"layer": name, **measure(float_layers(qdq, float_proto, [name]))})
+            bar.advance()
+    ranking.sort(key=lambda r: (r["loss"], r["ratio"]))
+    return ranking
+
+
 @dataclass
 class FallbackResult:
     proto: Any
@@ -141,14 +174,7 @@ def accuracy_fallback(
     progress: bool = False,
 ) -> FallbackResult:
     """Return layers of ``qdq`` to float, best-ranked first, until KataGo's gate passes (module contract)."""
-
-    def measure(proto: Any) -> dict[str, Any]:
-        loss, metrics = score(proto)
-        w = metrics.worst(precision)
-        return {
-            "loss": float(loss), "ratio": float(w.ratio), "worst": f"{w.metric} {w.stat}",
-            "passed": bool(metrics.passed(precision)),
-        }  # fmt: skip
+    measure = gate_measure(score, precision)
 
     def done(m: dict[str, Any]) -> bool:
         return m["passed"] and m["ratio"] <= margin
@@ -161,12 +187,7 @@ def accuracy_fallback(
         return best
     # nets whose attention keeps the int8 share below the floor from the start (transformers): a relative floor
     floor = min_fraction if base_fraction >= min_fraction else min_fraction * base_fraction
-    ranking = []
-    with Progress(len(candidates), "int8 fallback: ranking layers", quiet=not progress) as bar:
-        for name in candidates:
-            ranking.append({"layer": name, **measure(float_layers(qdq, float_proto, [name]))})
-            bar.advance()
-    ranking.sort(key=lambda r: (r["loss"], r["ratio"]))
+    ranking = rank_layers(qdq, float_proto, candidates, measure, "int8 fallback: ranking layers", progress)
     best.ranking = ranking
     log(
         "int8 fallback: most sensitive layers "

@@ -61,7 +61,7 @@ so every runtime that reads the QDQ graph executes exactly the repaired weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,8 +154,9 @@ class Repair:
         return {
             "recipe": "per-channel smoothing + MSE activation ranges + GPTQ weight rounding"
             if not grouped
-            else f"per-channel smoothing + {self.act_groups} activation groups per conv input (max ranges) + "
-            "GPTQ weight rounding with one scale per output channel and group",
+            else f"per-channel smoothing + {self.act_groups} activation groups per conv input (max ranges) on "
+            f"{grouped} of {len(self.layers)} nodes (MSE ranges on the rest) + GPTQ weight rounding with one scale "
+            "per output channel (and group)",
             "act_groups": self.act_groups,
             "grouped_nodes": grouped,
             "smooth_alpha": self.alpha,
@@ -357,11 +358,13 @@ def plan_repair(
     bias_correction: bool = False,
     act_groups: int = 1,
     hessian_run: TensorRun | None = None,
+    group_nodes: Collection[str] | None = None,
 ) -> Repair:
     """Smoothing scales, MSE ranges and GPTQ weights for the repairable ``nodes`` of ``proto`` (see the module
     contract); returns the smoothed FP32 graph with them. ``run`` streams the graph's tensors over the
     calibration positions (twice). With ``act_groups`` > 1 every repairable convolution with more input channels
-    than that is split into ``act_groups`` convolutions over channel groups (see "Activation groups" above).
+    than that is split into ``act_groups`` convolutions over channel groups (see "Activation groups" above); with
+    ``group_nodes`` only those of them (the rest keep one MSE range per input).
     ``hessian_run`` streams the positions of the second pass instead (GPTQ's Hessians cost ``K^2`` per board point,
     so a caller may pass fewer positions, spread over every board size like the first pass's)."""
     from onnx import helper, numpy_helper
@@ -409,7 +412,7 @@ def plan_repair(
         # exact bounds of x/s from the per-channel extremes; the clip is searched on the sample
         smin, smax = ch_min[key] / la.s, ch_max[key] / la.s
         lo, hi = float(smin.min()), float(smax.max())
-        if la.kind == "conv" and 1 < act_groups < len(la.s):
+        if la.kind == "conv" and 1 < act_groups < len(la.s) and (group_nodes is None or la.node in group_nodes):
             # channels sorted by their range, split into act_groups groups; each group's range is the true min/max
             # of its channels (no MSE clip: a group's clip does not hold on unseen positions, see the module notes)
             la.groups = [np.sort(g) for g in np.array_split(np.argsort(smax, kind="stable"), act_groups)]

@@ -29,6 +29,7 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   correction, off by default: it made the policy worse on g170-b6c96). ``options["int8_act_groups"]`` K > 1 splits
   every repaired conv into K convs over channel groups, each input group with its own u8 scale and each weight
   group with its own per-channel scale (still all int8 MACs; see int8_repair's "Activation groups");
+  ``options["int8_group_scopes"]`` limits that to the convs inside the listed module scopes (``blocks.11,blocks.12``);
   ``options["int8_hessian_positions"]`` caps the positions of GPTQ's Hessians. The plain range methods ``minmax``,
   ``percentile`` and ``entropy`` can be listed in ``options["int8_methods"]`` too.
 - QAT (``options["int8_qat"]``: ``auto``, the default, reuses cached weights; ``on`` trains; ``off``): distillation
@@ -74,6 +75,7 @@ import numpy as np
 
 from katadeploy.errors import KatadeployError
 from katadeploy.export import int8_repair
+from katadeploy.export.int8_groups import GroupSpec, group_spec, in_scopes, scope_list, scoped_nodes
 from katadeploy.export.macs import onnx_macs
 from katadeploy.export.macs import summarize as summarize_macs
 from katadeploy.export.node_roles import node_role, summarize_nodes
@@ -262,7 +264,7 @@ def plan_nodes(
         if n.op_type not in QUANT_OPS:
             continue
         role = int8_role(n.name, n.op_type, model, gpool_float)
-        if role not in FLOAT_ROLES and any(f"/{s.strip('/')}/" in n.name for s in float_scopes):
+        if role not in FLOAT_ROLES and in_scopes(n.name, float_scopes):
             role = "fallback"
         if role in FLOAT_ROLES or role == "fallback":
             kept.append((n.name, n.op_type, role))
@@ -386,6 +388,8 @@ def _repaired(
     out: Path,
     outputs: bool,
     activations: str,
+    act_groups: int = 1,
+    group_nodes: list[str] | None = None,
 ) -> tuple[dict[str, Any], Any, Any]:
     """The ``smooth-gptq`` candidate (its summary, the smoothed float graph and the :class:`~katadeploy.export
     .int8_repair.Repair`): :func:`katadeploy.export.int8_repair.plan_repair` on the pre-processed graph,
@@ -416,7 +420,7 @@ def _repaired(
         sub = calibration_split(req.calib, "calib", req.model, exact=req.exact, limit=n_hess, source=source)
         hessian_run = streamer(_reader_class()(sub))
     repair = int8_repair.plan_repair(pre_proto, quantize, streamer(reader), activations, alpha, req.progress,
-                                     bias_correction, _act_groups(req), hessian_run)  # fmt: skip
+                                     bias_correction, act_groups, hessian_run, group_nodes)  # fmt: skip
     smoothed = tmp / "pre-smoothed.onnx"
     onnx.save(repair.proto, str(smoothed))
     ranges = {**collector.ranges("minmax"), **repair.ranges}
@@ -520,21 +524,6 @@ def _candidate(path: Path, req: ExportRequest, threads: int | None) -> Any:
     return OnnxEvaluator(path, manifest, threads=threads)
 
 
-#: ``options["int8_act_groups"]``: activation groups per repaired conv input (:mod:`katadeploy.export.int8_repair`)
-DEFAULT_ACT_GROUPS = 1
-
-
-def _act_groups(req: ExportRequest) -> int:
-    raw = req.options.get("int8_act_groups", DEFAULT_ACT_GROUPS)
-    try:
-        groups = int(raw)
-    except (TypeError, ValueError):
-        raise KatadeployError(f"int8_act_groups must be a whole number, not {raw!r}") from None
-    if groups < 1:
-        raise KatadeployError(f"int8_act_groups must be at least 1, not {groups}")
-    return groups
-
-
 def _fallback_nodes(proto: Any, floated: set[str]) -> list[tuple[str, str, str]]:
     return [(n.name, n.op_type, "fallback") for n in proto.graph.node if n.name in floated]
 
@@ -562,16 +551,11 @@ def _mixed_precision(req: ExportRequest) -> bool:
 def _fallback(req: ExportRequest, qdq: Any, float_proto: Any, quantize: list[str], scorer: Any, tmp: Path) -> Any:
     """:func:`katadeploy.export.int8_fallback.accuracy_fallback` over the quantized nodes, scored like the
     method selection (each candidate written to ``tmp`` and loaded by onnxruntime)."""
-    import onnx
 
     from katadeploy.export import int8_fallback
 
     model = req.model
-    trial = tmp / "int8-fallback.onnx"
-
-    def score(proto: Any) -> Any:
-        onnx.save(proto, str(trial))
-        return scorer.score(_candidate(trial, req, req.options.get("threads")))
+    score = _proto_score(req, scorer, tmp / "int8-fallback.onnx")
 
     def fraction(proto: Any) -> float:
         return float(summarize_macs(onnx_macs(proto, lambda n, op: int8_role(n, op, model, _gpool_float(req))), "")[
@@ -587,10 +571,64 @@ def _fallback(req: ExportRequest, qdq: Any, float_proto: Any, quantize: list[str
     )  # fmt: skip
 
 
+def _proto_score(req: ExportRequest, scorer: Any, trial: Path) -> Any:
+    """``score(proto) -> (loss, metrics)`` on the validation split, each graph written to ``trial`` first."""
+    import onnx
+
+    def score(proto: Any) -> Any:
+        onnx.save(proto, str(trial))
+        return scorer.score(_candidate(trial, req, req.options.get("threads")))
+
+    return score
+
+
+def _auto_groups(
+    req: ExportRequest, spec: GroupSpec, repaired: tuple[dict[str, Any], Any, Any], scored: tuple[float, Any],
+    build: Any, out: Path, scorer: Any, tmp: Path,
+) -> tuple[tuple[dict[str, Any], Any, Any], tuple[float, Any]]:
+    """``int8_group_scopes=auto[:N]``: rank the layers of the per-tensor ``smooth-gptq`` graph in ``out`` by the
+    gate (each returned to float alone), build the graph with the N most sensitive convs grouped
+    (``build(out, group_nodes)`` -> a ``_repaired`` triple) and keep whichever scores better on the validation
+    split in ``out``. Returns the kept ``(details, float graph, repair)`` and its ``(loss, metrics)``; the details
+    record the ranking, the choice and both scores (:mod:`katadeploy.export.int8_groups`)."""
+    import onnx
+
+    from katadeploy.export import int8_fallback, int8_groups
+
+    details, float_proto, repair = repaired
+    convs = [la.node for la in repair.layers if la.kind == "conv"]
+    n = int8_groups.auto_count(spec, len(convs))
+    measure = int8_fallback.gate_measure(_proto_score(req, scorer, tmp / "int8-rank.onnx"))
+    ranking = int8_fallback.rank_layers(onnx.load(str(out)), float_proto, [la.node for la in repair.layers],
+                                        measure, "int8 groups: ranking layers", req.progress)  # fmt: skip
+    chosen = int8_groups.choose(ranking, convs, n)
+    req.log(f"int8: {spec.act_groups} activation groups on the {n} most sensitive convs: " + ", ".join(chosen))
+    trial = tmp / "int8-grouped.onnx"
+    g_repaired = build(trial, chosen)
+    g_loss, g_metrics = scorer.score(_candidate(trial, req, req.options.get("threads")))
+    loss, metrics = scored
+
+    def worst(m: Any) -> dict[str, Any]:
+        w = m.worst("int8")
+        return {"metric": w.metric, "stat": w.stat, "ratio": float(w.ratio)}
+
+    used = (float(g_loss), worst(g_metrics)["ratio"]) <= (float(loss), worst(metrics)["ratio"])
+    record = {"mode": f"auto:{n}", "chosen": chosen, "ranking": ranking, "used": used,
+              "per_tensor": {"loss": float(loss), "worst": worst(metrics)},
+              "grouped": {"loss": float(g_loss), "worst": worst(g_metrics)}}  # fmt: skip
+    req.log(f"int8: grouped loss {g_loss:.4f} against per tensor {loss:.4f}"
+            + (" <- grouped kept" if used else "; kept per tensor"))  # fmt: skip
+    if used:
+        trial.replace(out)
+        details, float_proto, repair = g_repaired
+        loss, metrics = g_loss, g_metrics
+    details["group_selection"] = record
+    return (details, float_proto, repair), (loss, metrics)
+
+
 def _float_scopes(req: ExportRequest) -> list[str]:
     """``options["int8_float_scopes"]``: module scopes kept float (a list, or one comma-separated string)."""
-    raw = req.options.get("int8_float_scopes") or []
-    return [s for s in (raw.split(",") if isinstance(raw, str) else raw) if s]
+    return scope_list(req.options.get("int8_float_scopes"))
 
 
 def _methods(req: ExportRequest) -> tuple[str, ...]:
@@ -643,6 +681,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
     if n_calib < 1 or n_val < 1:
         raise KatadeployError("calib_positions and val_positions must be positive")
     source = str(req.calib_path or "the calibration data")
+    spec = group_spec(req.options)
     calib = calibration_split(req.calib, "calib", model, exact=req.exact, limit=n_calib, source=source)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="katadeploy-int8-") as tmpdir:
@@ -674,12 +713,24 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             for m in methods:
                 out = tmp / f"int8-{m}.onnx"
                 if m == REPAIR:
-                    repair_details, repair_proto, repair = _repaired(req, pre_proto, quantize, reader, collector,
-                                                                     tmp, out, quant_outputs, activations)  # fmt: skip
+
+                    def build(dest: Path, nodes: list[str] | None, k: int = spec.act_groups) -> Any:
+                        return _repaired(req, pre_proto, quantize, reader, collector, tmp, dest, quant_outputs,
+                                         activations, k, nodes)  # fmt: skip
+
+                    if spec.auto is None:
+                        repaired = build(out, scoped_nodes(spec, quantize))
+                    else:
+                        repaired = build(out, None, 1)
                 else:
                     with contextlib.redirect_stdout(sys.stderr):
                         _quantize(pre, out, m, collector.ranges(m), quantize, tmp, quant_outputs, activations)
                 loss, metrics = scorer.score(_candidate(out, req, req.options.get("threads")))
+                if m == REPAIR and spec.auto is not None:
+                    repaired, (loss, metrics) = _auto_groups(req, spec, repaired, (loss, metrics), build, out,
+                                                             scorer, tmp)  # fmt: skip
+                if m == REPAIR:
+                    repair_details, repair_proto, repair = repaired
                 if m == REPAIR and repair_details is not None:
                     qat = _qat(req, repair, pre_proto, out, activations, scorer, float(loss))
                     if qat is not None:
@@ -724,6 +775,9 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
         rows = onnx_macs(final, role)
         groups = repair.act_groups if best == REPAIR and repair is not None and repair.grouped else 1
         grain = "per tensor" if groups == 1 else f"per tensor on each of {groups} channel groups per conv input"
+        if groups > 1 and not all(la.groups is not None for la in repair.layers if la.kind == "conv"):
+            n_grouped = sum(la.groups is not None for la in repair.layers)
+            grain = f"per tensor ({n_grouped} convs: on each of {groups} channel groups of their input)"
         quantization = summarize_macs(
             rows,
             f"onnxruntime quantize_static QDQ, {best} ranges, {activations} activations {grain}, s8 weights per "

@@ -18,6 +18,7 @@ from typing import Any
 
 from katadeploy.artifact import ArtifactManifest, TensorSpec, write_manifest
 from katadeploy.errors import KatadeployError
+from katadeploy.export.options import check_options
 from katadeploy.export.targets import Target, every_board_size, get_target
 from katadeploy.model.desc import ModelDesc
 from katadeploy.model.source import Net, open_net
@@ -119,6 +120,7 @@ def load_request(
     options: dict[str, Any] | None = None,
 ) -> ExportRequest:
     t = get_target(target)
+    check_options(options)
     if not 2 <= nn_size <= 37:
         raise KatadeployError("--nn-size must be between 2 and 37")
     if batch < 1:

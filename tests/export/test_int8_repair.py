@@ -149,11 +149,14 @@ class _Reader(CalibrationReader):
         return None if feed is None else {"x": feed["spatial"]}
 
 
-def test_repaired_graph_is_the_same_function_and_runs_the_repaired_weights(tmp_path):
-    rng = np.random.default_rng(3)
-    proto = _tiny_graph(rng)
-    x = (np.abs(rng.normal(size=(32, 4, 6, 6))) * np.array([5, 1, 0.2, 0.02])[None, :, None, None]).astype(np.float32)
-    reader = _Reader(_Positions(x.astype(np.float32)), chunk=8)
+def _inputs(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` non-negative inputs of the tiny graph whose 4 channels span 250x in range."""
+    return (np.abs(rng.normal(size=(n, 4, 6, 6))) * np.array([5, 1, 0.2, 0.02])[None, :, None, None]).astype(np.float32)
+
+
+def _runner(proto, x: np.ndarray) -> R.TensorRun:
+    """plan_repair's ``run`` over ``x`` in chunks of 8, through onnxruntime like the exporter's."""
+    reader = _Reader(_Positions(x), chunk=8)
 
     def run(tensors, label):
         sess = _session(ort, _augmented(proto, tensors))
@@ -161,6 +164,14 @@ def test_repaired_graph_is_the_same_function_and_runs_the_repaired_weights(tmp_p
         while (feed := reader.get_next()) is not None:
             yield dict(zip(tensors, sess.run(tensors, feed)))
 
+    return run
+
+
+def test_repaired_graph_is_the_same_function_and_runs_the_repaired_weights(tmp_path):
+    rng = np.random.default_rng(3)
+    proto = _tiny_graph(rng)
+    x = _inputs(rng, 32)
+    run = _runner(proto, x)
     repair = R.plan_repair(proto, ["c1", "c2", "mm"], run, "u8", 0.5)
     assert [la.node for la in repair.layers] == ["c1", "c2", "mm"]
     feed = {"x": x[:4]}
@@ -206,15 +217,8 @@ def test_grouped_activations_split_each_conv_into_group_convs_with_their_own_sca
     weights with the group's scale column, and rounds x/s closer to float than one scale per tensor does."""
     rng = np.random.default_rng(3)
     proto = _tiny_graph(rng)
-    x = (np.abs(rng.normal(size=(32, 4, 6, 6))) * np.array([5, 1, 0.2, 0.02])[None, :, None, None]).astype(np.float32)
-    reader = _Reader(_Positions(x), chunk=8)
-
-    def run(tensors, label):
-        sess = _session(ort, _augmented(proto, tensors))
-        reader.rewind()
-        while (feed := reader.get_next()) is not None:
-            yield dict(zip(tensors, sess.run(tensors, feed)))
-
+    x = _inputs(rng, 32)
+    run = _runner(proto, x)
     feed = {"x": x[:4]}
     want = ort.InferenceSession(proto.SerializeToString()).run(None, feed)[0]
     errors = {}
@@ -263,18 +267,48 @@ def test_grouped_activations_split_each_conv_into_group_convs_with_their_own_sca
     assert 0 < errors[2] < errors[1], errors
 
 
-def test_act_groups_option_is_checked():
+def test_group_nodes_limit_the_split_to_the_named_convs():
+    """``group_nodes``: only the named convs are split (the rest keep one MSE range per input); same function."""
+    rng = np.random.default_rng(3)
+    proto = _tiny_graph(rng)
+    x = _inputs(rng, 16)
+    run = _runner(proto, x)
+    repair = R.plan_repair(proto, ["c1", "c2", "mm"], run, "u8", 0.0, act_groups=2, group_nodes=["c2"])
+    assert repair.quantize_names(["c1", "c2", "mm"]) == ["c1", "c2__group0", "c2__group1", "mm"]
+    assert repair.summary()["grouped_nodes"] == 1
+    assert repair.ranges.keys() >= {repair.layers[0].smoothed} and repair.layers[0].groups is None
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x[:4]})[0]
+    got = ort.InferenceSession(repair.proto.SerializeToString()).run(None, {"x": x[:4]})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_group_options_are_checked():
     from katadeploy.errors import KatadeployError
-    from katadeploy.export.onnx_int8 import _act_groups
+    from katadeploy.export.int8_groups import GroupSpec, auto_count, choose, group_spec, scoped_nodes
 
-    class Req:
-        options = {"int8_act_groups": "8"}
-
-    assert _act_groups(Req()) == 8
-    for bad in ("0", "eight", -2):
-        Req.options = {"int8_act_groups": bad}
-        with pytest.raises(KatadeployError, match="int8_act_groups"):
-            _act_groups(Req())
+    nodes = ["/net/blocks.1/conv1/conv/Conv", "/net/blocks.11/conv1/conv/Conv", "/net/blocks.11/conv2/conv/Conv"]
+    assert group_spec({"int8_act_groups": "8"}) == GroupSpec(8)
+    spec = group_spec({"int8_act_groups": 4, "int8_group_scopes": "blocks.11"})
+    assert scoped_nodes(spec, nodes) == nodes[1:]
+    assert scoped_nodes(group_spec({"int8_act_groups": 4}), nodes) is None  # unset: every repaired conv
+    auto = group_spec({"int8_act_groups": 8, "int8_group_scopes": "auto"})
+    assert auto.auto == 0 and auto_count(auto, 30) == 8 and auto_count(auto, 2) == 1
+    assert auto_count(group_spec({"int8_act_groups": 8, "int8_group_scopes": "auto:3"}), 30) == 3
+    ranking = [{"layer": n} for n in ("/net/blocks.11/conv2/conv/Conv", "/net/linear/MatMul", nodes[0], nodes[1])]
+    assert choose(ranking, nodes, 2) == [nodes[0], nodes[2]]  # the top 2 convs, in graph order
+    bad = [
+        ({"int8_act_groups": "0"}, "at least 1"),
+        ({"int8_act_groups": "eight"}, "whole number"),
+        ({"int8_group_scopes": "blocks.1"}, "needs int8_act_groups"),
+        ({"int8_act_groups": 4, "int8_group_scopes": "auto:0"}, "positive whole N"),
+        ({"int8_act_groups": 4, "int8_group_scopes": "auto:x"}, "positive whole N"),
+        ({"int8_act_groups": 4, "int8_group_scopes": "auto,blocks.1"}, "no scopes beside it"),
+    ]
+    for opts, msg in bad:
+        with pytest.raises(KatadeployError, match=msg):
+            group_spec(opts)
+    with pytest.raises(KatadeployError, match="matches none"):
+        scoped_nodes(group_spec({"int8_act_groups": 4, "int8_group_scopes": "blocks.7"}), nodes)
 
 
 # ---------------------------------------------------------------------------------------------- the small nets

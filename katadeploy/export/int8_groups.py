@@ -1,0 +1,123 @@
+"""Which convolutions of an onnx-int8 graph get activation groups: the options and the gate-ranked choice.
+
+Contract
+--------
+:func:`group_spec` reads two export options into a :class:`GroupSpec`:
+
+- ``options["int8_act_groups"]`` K (default 1): the channel groups of a grouped conv's input
+  (:mod:`katadeploy.export.int8_repair`, "Activation groups").
+- ``options["int8_group_scopes"]``: which repaired convs are grouped. Unset: all of them. A list of module scopes
+  (``blocks.11,blocks.12``, matched like ``int8_float_scopes``): the convs inside them. ``auto`` or ``auto:N``: the
+  N convs (default: a quarter of the repaired convs, rounded up) whose return to float alone lowers the validation
+  loss of the per-tensor graph most (:func:`katadeploy.export.int8_fallback.rank_layers`, KataGo's FP16 gate as in
+  the fallback search). The exporter builds the per-tensor graph first, ranks its layers and builds the grouped one
+  from the top N (:func:`choose`).
+
+Why a subset: each grouped conv costs a ``Gather``, a ``FakeQuantize`` and a partial sum per group, which OpenVINO
+does not fuse. Measured on g170e-b15c192 (2026-12-07, scripts/reports/int8/groups/README.md; 768 every-size
+calibration positions, no fallback; torch FP32 vs onnxruntime on the 80 oracle positions, policy KL p99 / mean;
+OpenVINO evals/s at batch 8 on 2 Zen 3 cores, FP32 21): per tensor 2.35x / 0.00103 at 39 evals/s; ``auto`` (8 of
+30 convs) 1.57x / 0.00082 at 34-37; blocks 11-14 (9 nodes) 1.79x / 0.00080 at 36; every conv 1.05x / 0.00052 at
+29-31. The error is spread over the whole trunk: past the one layer that stands out (blocks.11/conv2), the
+float-alone ranking is within noise, and no small subset buys most of the gain. ``auto`` is a speed/accuracy
+dial, not a shortcut.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from katadeploy.errors import KatadeployError
+
+#: ``options["int8_act_groups"]`` when unset: one scale per conv input
+DEFAULT_ACT_GROUPS = 1
+AUTO = "auto"
+#: ``auto`` without N groups this share of the repaired convs (rounded up)
+AUTO_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    act_groups: int = DEFAULT_ACT_GROUPS
+    scopes: tuple[str, ...] = ()  # module scopes whose convs are grouped (empty: all, unless auto)
+    auto: int | None = None  # auto: how many convs (0: AUTO_SHARE of them)
+
+    @property
+    def grouped(self) -> bool:
+        return self.act_groups > 1
+
+
+def in_scopes(name: str, scopes: Sequence[str]) -> bool:
+    """Whether node ``name`` lies inside any of the module ``scopes`` (``blocks.2/convg``, ``convg``, ``blocks.11``)."""
+    return any(f"/{s.strip('/')}/" in name for s in scopes)
+
+
+def scope_list(raw: Any) -> list[str]:
+    """A module-scope option: a list, or one comma-separated string."""
+    raw = raw or []
+    return [s for s in (raw.split(",") if isinstance(raw, str) else raw) if s]
+
+
+def group_spec(options: dict[str, Any]) -> GroupSpec:
+    """The :class:`GroupSpec` of an export's options; a one-line error for a bad value."""
+    raw = options.get("int8_act_groups", DEFAULT_ACT_GROUPS)
+    try:
+        groups = int(raw)
+    except (TypeError, ValueError):
+        raise KatadeployError(f"int8_act_groups must be a whole number, not {raw!r}") from None
+    if groups < 1:
+        raise KatadeployError(f"int8_act_groups must be at least 1, not {groups}")
+    scopes = scope_list(options.get("int8_group_scopes"))
+    if not scopes:
+        return GroupSpec(groups)
+    if groups < 2:
+        raise KatadeployError("int8_group_scopes needs int8_act_groups of 2 or more")
+    head = scopes[0].strip().lower()
+    if head == AUTO or head.startswith(AUTO + ":"):
+        if len(scopes) > 1:
+            raise KatadeployError("int8_group_scopes=auto[:N] takes no scopes beside it")
+        n = head.partition(":")[2]
+        if n and (not n.isdigit() or int(n) < 1):
+            raise KatadeployError(f"int8_group_scopes=auto:N needs a positive whole N, not {n!r}")
+        return GroupSpec(groups, auto=int(n) if n else 0)
+    return GroupSpec(groups, tuple(scopes))
+
+
+def scoped_nodes(spec: GroupSpec, quantize: Sequence[str]) -> list[str] | None:
+    """The quantized nodes a scope list groups (None: every repaired conv); not for ``auto`` (see :func:`choose`)."""
+    if not spec.scopes:
+        return None
+    nodes = [n for n in quantize if in_scopes(n, spec.scopes)]
+    if not nodes:
+        raise KatadeployError(f"int8_group_scopes {','.join(spec.scopes)} matches none of the quantized nodes")
+    return nodes
+
+
+def auto_count(spec: GroupSpec, convs: int) -> int:
+    """How many convs ``auto`` groups out of ``convs`` repaired ones."""
+    return min(convs, spec.auto or math.ceil(AUTO_SHARE * convs))
+
+
+def choose(ranking: Sequence[dict[str, Any]], convs: Sequence[str], n: int) -> list[str]:
+    """The ``n`` convs of ``convs`` ranked most sensitive (``ranking``: :func:`~katadeploy.export.int8_fallback
+    .rank_layers`' records, most sensitive first), in graph order."""
+    wanted = set(convs)
+    picked = set([r["layer"] for r in ranking if r["layer"] in wanted][:n])
+    return [c for c in convs if c in picked]
+
+
+__all__ = [
+    "AUTO",
+    "AUTO_SHARE",
+    "DEFAULT_ACT_GROUPS",
+    "GroupSpec",
+    "auto_count",
+    "choose",
+    "group_spec",
+    "in_scopes",
+    "scope_list",
+    "scoped_nodes",
+]
