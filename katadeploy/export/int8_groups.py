@@ -6,6 +6,8 @@ Contract
 
 - ``options["int8_act_groups"]`` K (default 1): the channel groups of a grouped conv's input
   (:mod:`katadeploy.export.int8_repair`, "Activation groups").
+- ``options["int8_group_floor"]`` F (default :data:`DEFAULT_GROUP_FLOOR`): each group's range is at least F times
+  its layer's span, a guard against a narrow group clipping an unseen position (0: the calibration maxima alone).
 - ``options["int8_group_scopes"]``: which repaired convs are grouped. Unset: all of them. A list of module scopes
   (``blocks.11,blocks.12``, matched like ``int8_float_scopes``): the convs inside them. ``auto`` or ``auto:N``: the
   N convs (default: a quarter of the repaired convs, rounded up) whose return to float alone lowers the validation
@@ -39,11 +41,17 @@ AUTO = "auto"
 AUTO_SHARE = 0.25
 
 
+#: ``options["int8_group_floor"]`` when unset: each group's range at least half its layer's span
+#: (:func:`katadeploy.export.int8_repair.plan_repair`'s ``group_floor``; 0 turns the guard off)
+DEFAULT_GROUP_FLOOR = 0.5
+
+
 @dataclass(frozen=True)
 class GroupSpec:
     act_groups: int = DEFAULT_ACT_GROUPS
     scopes: tuple[str, ...] = ()  # module scopes whose convs are grouped (empty: all, unless auto)
     auto: int | None = None  # auto: how many convs (0: AUTO_SHARE of them)
+    floor: float = DEFAULT_GROUP_FLOOR
 
     @property
     def grouped(self) -> bool:
@@ -70,9 +78,16 @@ def group_spec(options: dict[str, Any]) -> GroupSpec:
         raise KatadeployError(f"int8_act_groups must be a whole number, not {raw!r}") from None
     if groups < 1:
         raise KatadeployError(f"int8_act_groups must be at least 1, not {groups}")
+    raw_floor = options.get("int8_group_floor", DEFAULT_GROUP_FLOOR)
+    try:
+        floor = float(raw_floor)
+    except (TypeError, ValueError):
+        raise KatadeployError(f"int8_group_floor must be a number in [0, 1], not {raw_floor!r}") from None
+    if not 0.0 <= floor <= 1.0:
+        raise KatadeployError(f"int8_group_floor must be in [0, 1], not {floor}")
     scopes = scope_list(options.get("int8_group_scopes"))
     if not scopes:
-        return GroupSpec(groups)
+        return GroupSpec(groups, floor=floor)
     if groups < 2:
         raise KatadeployError("int8_group_scopes needs int8_act_groups of 2 or more")
     head = scopes[0].strip().lower()
@@ -82,8 +97,8 @@ def group_spec(options: dict[str, Any]) -> GroupSpec:
         n = head.partition(":")[2]
         if n and (not n.isdigit() or int(n) < 1):
             raise KatadeployError(f"int8_group_scopes=auto:N needs a positive whole N, not {n!r}")
-        return GroupSpec(groups, auto=int(n) if n else 0)
-    return GroupSpec(groups, tuple(scopes))
+        return GroupSpec(groups, auto=int(n) if n else 0, floor=floor)
+    return GroupSpec(groups, tuple(scopes), floor=floor)
 
 
 def scoped_nodes(spec: GroupSpec, quantize: Sequence[str]) -> list[str] | None:
@@ -113,6 +128,7 @@ __all__ = [
     "AUTO",
     "AUTO_SHARE",
     "DEFAULT_ACT_GROUPS",
+    "DEFAULT_GROUP_FLOOR",
     "GroupSpec",
     "auto_count",
     "choose",

@@ -48,7 +48,11 @@ group's input gets its own Q/DQ pair whose range is the true min/max of its chan
 scale per group (:func:`gptq`'s ``col_groups``), which each group convolution's own per-channel weight scale allows.
 Measured in torch fake-quant on g170e-b15c192 (80 oracle positions, 768 every-size calibration positions, 2026-12-06,
 ``scripts/reports/int8/act_groups.py``): 8 groups with GPTQ weights at one scale per row 2.22x, with one scale per
-row and group 1.29x (16 groups 1.25x), against per tensor's 2.98x.
+row and group 1.29x (16 groups 1.25x), against per tensor's 2.98x. A group's calibration maximum is not a safe
+range, though: on g170-b6c96 every grouped graph clipped one late-game oracle position (lead error 5.7-15 points), so
+``group_floor`` widens each group to at least F times its layer's span; F = 0.5 applied to finished graphs made 8
+groups pass KataGo's gate on g170-b6c96 at 94% int8 MACs (0.79x oracle, 0.77x on 256 held-out positions; 0.35 kept
+the clip, 0.75 was too coarse; ``scripts/reports/int8/group_floor.py``).
 
 No maintained library does these steps on an ONNX graph for convolutions with onnxruntime's QDQ output: NNCF's
 GPTQ covers only MatMul weight compression, onnxruntime has no weight-rounding repair, and AIMET/Quark bring their
@@ -139,6 +143,7 @@ class Repair:
     alpha: float
     bias_correction: bool = False
     act_groups: int = 1
+    group_floor: float = 0.0
 
     @property
     def grouped(self) -> bool:
@@ -154,11 +159,14 @@ class Repair:
         return {
             "recipe": "per-channel smoothing + MSE activation ranges + GPTQ weight rounding"
             if not grouped
-            else f"per-channel smoothing + {self.act_groups} activation groups per conv input (max ranges) on "
-            f"{grouped} of {len(self.layers)} nodes (MSE ranges on the rest) + GPTQ weight rounding with one scale "
-            "per output channel (and group)",
+            else f"per-channel smoothing + {self.act_groups} activation groups per conv input (max ranges"
+            + (f", each at least {self.group_floor:g} of its layer's span" if self.group_floor > 0 else "")
+            + f") on {grouped} of {len(self.layers)} nodes"
+            + (" (MSE ranges on the rest)" if grouped < len(self.layers) else "")
+            + " + GPTQ weight rounding with one scale per output channel and group",
             "act_groups": self.act_groups,
             "grouped_nodes": grouped,
+            "group_floor": self.group_floor,
             "smooth_alpha": self.alpha,
             "repaired_nodes": len(self.layers),
             "bias_correction": self.bias_correction,
@@ -359,12 +367,14 @@ def plan_repair(
     act_groups: int = 1,
     hessian_run: TensorRun | None = None,
     group_nodes: Collection[str] | None = None,
+    group_floor: float = 0.0,
 ) -> Repair:
     """Smoothing scales, MSE ranges and GPTQ weights for the repairable ``nodes`` of ``proto`` (see the module
     contract); returns the smoothed FP32 graph with them. ``run`` streams the graph's tensors over the
     calibration positions (twice). With ``act_groups`` > 1 every repairable convolution with more input channels
     than that is split into ``act_groups`` convolutions over channel groups (see "Activation groups" above); with
-    ``group_nodes`` only those of them (the rest keep one MSE range per input).
+    ``group_nodes`` only those of them (the rest keep one MSE range per input). ``group_floor`` F > 0 widens each
+    group's range to at least F times the span of its layer's groups (the clipping guard, see "Activation groups").
     ``hessian_run`` streams the positions of the second pass instead (GPTQ's Hessians cost ``K^2`` per board point,
     so a caller may pass fewer positions, spread over every board size like the first pass's)."""
     from onnx import helper, numpy_helper
@@ -373,6 +383,8 @@ def plan_repair(
         raise KatadeployError(f"int8_smooth_alpha must be in [0, 1], not {alpha}")
     if act_groups < 1:
         raise KatadeployError(f"int8_act_groups must be at least 1, not {act_groups}")
+    if not 0.0 <= group_floor <= 1.0:
+        raise KatadeployError(f"int8_group_floor must be in [0, 1], not {group_floor}")
     layers = find_layers(proto, nodes)
     if not layers:
         raise KatadeployError("INT8 repair: no Conv/MatMul node with a constant weight to repair")
@@ -419,6 +431,11 @@ def plan_repair(
             la.group_ranges = [
                 _group_range(float(smin[g].min()), float(smax[g].max()), activations) for g in la.groups
             ]
+            if group_floor > 0:  # no group narrower than F x the layer's span: a narrow group's max may not hold
+                span_lo, span_hi = min(r[0] for r in la.group_ranges), max(r[1] for r in la.group_ranges)
+                la.group_ranges = [
+                    (min(r[0], group_floor * span_lo), max(r[1], group_floor * span_hi)) for r in la.group_ranges
+                ]
             la.range = _group_range(lo, hi, activations)
         else:
             la.range = mse_range(vals / la.s[chans], lo, hi, activations)
@@ -512,7 +529,7 @@ def plan_repair(
     keep = [i for i in new.graph.initializer if i.name in used]
     del new.graph.initializer[:]
     new.graph.initializer.extend(keep)
-    return Repair(new, layers, ranges, alpha, bias_correction, act_groups)
+    return Repair(new, layers, ranges, alpha, bias_correction, act_groups, group_floor)
 
 
 def _group_range(lo: float, hi: float, activations: str) -> tuple[float, float]:

@@ -280,6 +280,15 @@ def test_group_nodes_limit_the_split_to_the_named_convs():
     want = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x[:4]})[0]
     got = ort.InferenceSession(repair.proto.SerializeToString()).run(None, {"x": x[:4]})[0]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # the clipping guard: no group narrower than F x its layer's span, the widest group untouched
+    bare = repair.layers[1].group_ranges
+    floored = R.plan_repair(proto, ["c2"], run, "u8", 0.0, act_groups=2, group_floor=0.5).layers[0].group_ranges
+    span = (min(r[0] for r in bare), max(r[1] for r in bare))
+    assert min(r[1] for r in bare) < 0.5 * span[1]  # the input's channels span 250x: one group is narrow
+    for (lo, hi), (flo, fhi) in zip(bare, floored):
+        assert fhi == pytest.approx(max(hi, 0.5 * span[1])) and flo == pytest.approx(min(lo, 0.5 * span[0]))
+    with pytest.raises(R.KatadeployError, match="int8_group_floor"):
+        R.plan_repair(proto, ["c2"], run, "u8", 0.0, act_groups=2, group_floor=1.5)
 
 
 def test_group_options_are_checked():
@@ -287,7 +296,8 @@ def test_group_options_are_checked():
     from katadeploy.export.int8_groups import GroupSpec, auto_count, choose, group_spec, scoped_nodes
 
     nodes = ["/net/blocks.1/conv1/conv/Conv", "/net/blocks.11/conv1/conv/Conv", "/net/blocks.11/conv2/conv/Conv"]
-    assert group_spec({"int8_act_groups": "8"}) == GroupSpec(8)
+    assert group_spec({"int8_act_groups": "8"}) == GroupSpec(8, floor=0.5)  # the clipping guard by default
+    assert group_spec({"int8_act_groups": 8, "int8_group_floor": 0}).floor == 0.0
     spec = group_spec({"int8_act_groups": 4, "int8_group_scopes": "blocks.11"})
     assert scoped_nodes(spec, nodes) == nodes[1:]
     assert scoped_nodes(group_spec({"int8_act_groups": 4}), nodes) is None  # unset: every repaired conv
@@ -303,6 +313,8 @@ def test_group_options_are_checked():
         ({"int8_act_groups": 4, "int8_group_scopes": "auto:0"}, "positive whole N"),
         ({"int8_act_groups": 4, "int8_group_scopes": "auto:x"}, "positive whole N"),
         ({"int8_act_groups": 4, "int8_group_scopes": "auto,blocks.1"}, "no scopes beside it"),
+        ({"int8_act_groups": 4, "int8_group_floor": 2}, "int8_group_floor must be in"),
+        ({"int8_act_groups": 4, "int8_group_floor": "half"}, "int8_group_floor must be a number"),
     ]
     for opts, msg in bad:
         with pytest.raises(KatadeployError, match=msg):
