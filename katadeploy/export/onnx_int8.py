@@ -86,7 +86,7 @@ from katadeploy.files import staged
 from katadeploy.model.desc import ModelDesc
 from katadeploy.progress import Progress
 from katadeploy.validate.positions import ValidationSet, calibration_split
-from katadeploy.validate.scoring import calibration_scorer
+from katadeploy.validate.scoring import calibration_scorer, worst_record
 
 CHUNK = 8  # calibration positions per onnxruntime batch
 
@@ -501,9 +501,7 @@ def _qat(
     trial = out.with_name(out.stem + "-qat.onnx")
     onnx.save(qdq, str(trial))
     loss, metrics = scorer.score(_candidate(trial, req, req.options.get("threads")))
-    worst = metrics.worst("int8")
-    record.update(val_loss=float(loss), val_loss_gptq=float(gptq_loss), worst={"metric": worst.metric,
-                  "stat": worst.stat, "ratio": float(worst.ratio)})  # fmt: skip
+    record.update(val_loss=float(loss), val_loss_gptq=float(gptq_loss), worst=worst_record(metrics, "int8"))
     better = float(loss) < float(gptq_loss) or (float(loss) == float(gptq_loss) == 0.0)
     record["used"] = bool(better)
     if better:
@@ -610,15 +608,11 @@ def _auto_groups(
     g_repaired = build(trial, chosen)
     g_loss, g_metrics = scorer.score(_candidate(trial, req, req.options.get("threads")))
     loss, metrics = scored
-
-    def worst(m: Any) -> dict[str, Any]:
-        w = m.worst("int8")
-        return {"metric": w.metric, "stat": w.stat, "ratio": float(w.ratio)}
-
-    used = (float(g_loss), worst(g_metrics)["ratio"]) <= (float(loss), worst(metrics)["ratio"])
+    per_tensor = {"loss": float(loss), "worst": worst_record(metrics, "int8")}
+    grouped = {"loss": float(g_loss), "worst": worst_record(g_metrics, "int8")}
+    used = (grouped["loss"], grouped["worst"]["ratio"]) <= (per_tensor["loss"], per_tensor["worst"]["ratio"])
     record = {"mode": f"auto:{n}", "chosen": chosen, "ranking": ranking, "used": used,
-              "per_tensor": {"loss": float(loss), "worst": worst(metrics)},
-              "grouped": {"loss": float(g_loss), "worst": worst(g_metrics)}}  # fmt: skip
+              "per_tensor": per_tensor, "grouped": grouped}  # fmt: skip
     req.log(f"int8: grouped loss {g_loss:.4f} against per tensor {loss:.4f}"
             + (" <- grouped kept" if used else "; kept per tensor"))  # fmt: skip
     if used:
@@ -740,10 +734,9 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
                         repair_details["qat"] = qat[0]
                         if qat[2] is not None:
                             loss, metrics = qat[1], qat[2]
-                worst = metrics.worst("int8")
                 results[m] = {
                     "loss": float(loss),
-                    "worst": {"metric": worst.metric, "stat": worst.stat, "ratio": float(worst.ratio)},
+                    "worst": worst_record(metrics, "int8"),
                     "passed": bool(metrics.passed("int8")),
                     "top1_agreement": float(metrics.top1),
                 }

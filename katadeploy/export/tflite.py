@@ -65,7 +65,7 @@ from katadeploy.extras import require
 from katadeploy.files import staged
 from katadeploy.model.desc import ModelDesc
 from katadeploy.validate.positions import ValidationSet, calibration_split
-from katadeploy.validate.scoring import calibration_scorer
+from katadeploy.validate.scoring import calibration_scorer, worst_record
 
 PRECISIONS = ("fp32", "fp16", "int8")
 SIGNATURE_KEY = "serving_default"
@@ -341,7 +341,7 @@ def validate_int8(
     return {
         "positions": len(scorer),
         "passed": bool(metrics.passed("int8")),
-        "worst": {"metric": worst.metric, "stat": worst.stat, "ratio": float(worst.ratio)},
+        "worst": worst_record(metrics, "int8"),
         "top1_agreement": float(metrics.top1),
     }
 

@@ -158,12 +158,18 @@ def finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def worst_record(metrics: Metrics, precision: str) -> dict[str, Any]:
+    """The worst verdict as a record: ``{"metric", "stat", "ratio"}`` (ratio a float, possibly inf or nan)."""
+    worst = metrics.worst(precision)
+    return {"metric": worst.metric, "stat": worst.stat, "ratio": float(worst.ratio)}
+
+
 def summarize(metrics: Metrics, precision: str) -> dict[str, Any]:
     """A candidate's record: passed, the worst metric and its limit ratio, p99 and max per metric, top-1."""
-    worst = metrics.worst(precision)
+    worst = worst_record(metrics, precision)
     return {
         "passed": bool(metrics.passed(precision)),
-        "worst": {"metric": worst.metric, "stat": worst.stat, "ratio": finite(worst.ratio)},
+        "worst": {**worst, "ratio": finite(worst["ratio"])},
         "p99": {m: finite(metrics.stats[m]["p99"]) for m in metrics.metrics},
         "max": {m: finite(metrics.stats[m]["max"]) for m in metrics.metrics},
         "top1": metrics.top1,
