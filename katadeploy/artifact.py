@@ -192,6 +192,11 @@ def artifact_file(manifest: ArtifactManifest, manifest_or_artifact: str | Path) 
 def payload_files(manifest: ArtifactManifest, manifest_or_artifact: str | Path) -> list[Path]:
     """The files (or ``.mlpackage``-style directory) that hold the artifact's graph and weights."""
     main = artifact_file(manifest, manifest_or_artifact)
+    if not main.exists():
+        raise KatadeployError(
+            f"{manifest_or_artifact}: its manifest names the payload {manifest.artifact!r}, which is not beside it "
+            "(renamed? rename the payload and its .json together and set the manifest's \"artifact\" field)"
+        )
     files = [main]
     if main.suffix == ".xml" and main.with_suffix(".bin").is_file():
         files.append(main.with_suffix(".bin"))

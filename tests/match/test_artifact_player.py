@@ -69,3 +69,13 @@ def test_the_player_fingerprint_is_the_artifact_content_not_its_build(onnx_fp32:
     side.write_text(json.dumps(manifest))
     copy.write_bytes(copy.read_bytes() + b"\0")
     assert resolve_player(str(copy), 4, net=str(g170_path)).sha256 != base
+
+
+def test_a_renamed_artifact_is_refused_in_one_line(onnx_fp32: Path, g170_path: Path, tmp_path: Path):
+    """An artifact copied under a new name with its sidecar, but the manifest still naming the old payload: a clear
+    error, not a bare ``[Errno 2]``."""
+    renamed = tmp_path / "renamed.onnx"
+    shutil.copy(onnx_fp32, renamed)
+    shutil.copy(onnx_fp32.with_name(onnx_fp32.name + ".json"), tmp_path / "renamed.onnx.json")
+    with pytest.raises(KatadeployError, match=r"names the payload .* not beside it"):
+        resolve_player(str(renamed), 4, net=str(g170_path))
