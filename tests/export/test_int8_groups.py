@@ -1,5 +1,12 @@
-"""``int8_group_scopes=auto:N`` end to end on g170-b6c96: the per-tensor graph's layers ranked by KataGo's gate,
-the top N convs grouped, the better graph kept and the choice recorded (katadeploy.export.int8_groups)."""
+"""Activation groups end to end on g170-b6c96 (katadeploy.export.int8_groups):
+
+- ``int8_group_scopes=auto:N``: the per-tensor graph's layers ranked by KataGo's gate, the top N convs grouped, the
+  better graph kept and the choice recorded;
+- 8 groups on every repaired conv with the clipping guard (``int8_group_floor``, default 0.5), 768 calibration
+  positions and no fallback: **passes KataGo's FP16 limits** on the 80 oracle positions with every trunk conv in
+  int8 (measured 0.64x, policy KL p99; 2026-12-07). This is the passing INT8 test that replaces this net's strict
+  xfail for that recipe (test_onnx.test_int8_within_katago_fp16_limits keeps plain PTQ's xfail).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import onnx
 import pytest
 
 from katadeploy.export.int8_repair import GROUP_SEP, layer_of
-from tests.export.artifacts import RESNET, artifact_builder, oracle_metrics
+from tests.export.artifacts import RESNET, artifact_builder, assert_honest_int8_label, oracle_metrics
 
 pytest.importorskip("onnxruntime")
 
@@ -40,3 +47,19 @@ def test_auto_groups_rank_group_and_keep_the_better_graph(out_dir):
     assert d["act_groups"] == (4 if sel["used"] else 1)
     ratio = oracle_metrics(path, RESNET).worst("int8").ratio
     assert ratio < CEILING, ratio
+
+
+#: the recipe that passes on this net (the issue-11 closing note of 2026-12-07: 0.64x on the oracle, 0.99x on 256
+#: held-out validation positions)
+PASSING = {"calib_positions": 768, "int8_hessian_positions": 256, "int8_act_groups": 8, "mixed_precision": False}
+
+
+def test_groups_with_the_clipping_guard_pass_katago_fp16_limits(out_dir):
+    path = artifact_builder()(out_dir, RESNET, "onnx-int8", **PASSING)
+    d = json.loads(Path(str(path) + ".json").read_text())["details"]["int8"]
+    assert d["act_groups"] == 8 and d["repair"]["group_floor"] == 0.5, d["repair"]
+    assert "fallback" not in d or not d["fallback"].get("floated"), d.get("fallback")
+    q = assert_honest_int8_label(path, RESNET, all_trunk=True)  # every trunk conv int8: 94% of the MACs
+    assert q["int8_mac_fraction"] > 0.9, q["int8_mac_fraction"]
+    metrics = oracle_metrics(path, RESNET)
+    assert metrics.passed("int8"), metrics.to_json("int8")["worst"]
