@@ -14,7 +14,8 @@ positions (0.79x) and on the 256 held-out validation positions of the every-size
 0.35 / 0.5 / 0.75 on the oracle, and the held-out 256 confirm it. g170e-b15c192 (8 groups): oracle 1.06x (KL max),
 held-out 256 2.45x (score stdev max), from 1.05x / 2.88x unfloored.
 
-Usage: python scripts/reports/int8/group_floor.py IN.onnx OUT.onnx F
+Usage: python scripts/reports/int8/group_floor.py IN.onnx OUT.onnx F [M]   (M: stretch each group's own range M
+times first; 1 = off)
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from onnx import numpy_helper
 from katadeploy.export.int8_repair import GROUP_SEP, layer_of
 
 
-def floor_groups(src: str, dst: str, f: float) -> int:
-    """Write ``src`` with its group ranges floored at ``f`` of the layer's span to ``dst``; returns the groups widened."""
+def floor_groups(src: str, dst: str, f: float, margin: float = 1.0) -> int:
+    """Write ``src`` with its group ranges floored at ``f`` of the layer's span to ``dst`` (and, with ``margin`` M > 1,
+    each group's own range first stretched M times about zero); returns the groups widened."""
     model = onnx.load(src)
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
@@ -56,7 +58,7 @@ def floor_groups(src: str, dst: str, f: float) -> int:
             groups.append((conv, dq, q, -z * s, (255 - z) * s))
         lo, hi = min(g[3] for g in groups), max(g[4] for g in groups)
         for conv, dq, q, lo_k, hi_k in groups:
-            new_lo, new_hi = min(lo_k, f * lo), max(hi_k, f * hi)
+            new_lo, new_hi = min(margin * lo_k, f * lo), max(margin * hi_k, f * hi)
             if (new_lo, new_hi) == (lo_k, hi_k):
                 continue
             scale = (new_hi - new_lo) / 255
@@ -78,4 +80,5 @@ def floor_groups(src: str, dst: str, f: float) -> int:
 
 
 if __name__ == "__main__":
-    print("groups widened:", floor_groups(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+    margin = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
+    print("groups widened:", floor_groups(sys.argv[1], sys.argv[2], float(sys.argv[3]), margin))
