@@ -333,15 +333,16 @@ def validate_int8(
         )
         manifest.details["signature"] = mapping
         _, metrics = scorer.score(LiteRTEvaluator(path, manifest))
-    worst = metrics.worst("int8")
+    worst = worst_record(metrics, "int8")
+    passed = bool(metrics.passed("int8"))
     req.log(
-        f"int8: worst {worst.metric} {worst.stat} at {worst.ratio:.2f}x KataGo's FP16 limit"
-        + ("" if metrics.passed("int8") else " -- WARNING: misses KataGo's FP16 error limits")
+        f"int8: worst {worst['metric']} {worst['stat']} at {worst['ratio']:.2f}x KataGo's FP16 limit"
+        + ("" if passed else " -- WARNING: misses KataGo's FP16 error limits")
     )
     return {
         "positions": len(scorer),
-        "passed": bool(metrics.passed("int8")),
-        "worst": worst_record(metrics, "int8"),
+        "passed": passed,
+        "worst": worst,
         "top1_agreement": float(metrics.top1),
     }
 

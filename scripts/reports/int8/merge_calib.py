@@ -21,6 +21,8 @@ def merge(a_path: str, b_path: str, out: str) -> None:
     a, b = np.load(a_path), np.load(b_path)
     if a["spatial"].shape[1:] != b["spatial"].shape[1:]:
         raise SystemExit(f"tensor shapes differ: {a['spatial'].shape[1:]} vs {b['spatial'].shape[1:]}")
+    if set(a.files) != set(b.files):
+        raise SystemExit(f"the files hold different fields: {sorted(set(a.files) ^ set(b.files))}")
     arrays = {}
     for k in a.files:
         if k == "info":
