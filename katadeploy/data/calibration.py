@@ -30,6 +30,7 @@ Contract
 * :func:`load_calibration` reads a file back as a :class:`CalibrationSet`, re-checking everything above (keys,
   dtypes, shapes, finite values, a 0/1 mask channel, legal-mask size, disjoint splits, format version); any
   problem raises :class:`~katadeploy.errors.KatadeployError` naming the file and saying to re-create it.
+  :func:`calibration_set` does the same for arrays in memory.
 * :func:`check_compatible` refuses data whose tensor size or channel counts differ from an export's.
 * :func:`default_calibration_path` builds the default set from the bundled games once and caches it under
   ``katadeploy.cache.cache_dir("calibration")``, keyed by the parameters, the bundled games and the katadeploy
@@ -337,7 +338,13 @@ def _selfplay(
     from katadeploy.data.selfplay import selfplay_games
 
     return selfplay_games(
-        model, list(board_sizes or ()), per_size, seed=seed, temperature=temperature, openings=openings, progress=progress
+        model,
+        list(board_sizes or ()),
+        per_size,
+        seed=seed,
+        temperature=temperature,
+        openings=openings,
+        progress=progress,
     )
 
 
@@ -360,7 +367,11 @@ def _bundled_selfplay(nn_size: int) -> list[GameRecord]:
     from katadeploy.data.selfplay import bundled_selfplay_path, read_games
 
     path = bundled_selfplay_path()
-    return [replace(g, source=f"bundled/{g.source}") for g in read_games(path, nn_size)] if path.is_file() else []
+    return (
+        [replace(g, source=f"bundled/{g.source}") for g in read_games(path, nn_size)]
+        if path.is_file()
+        else []
+    )
 
 
 def _check_selfplay(
@@ -611,7 +622,15 @@ def load_calibration(path: str | os.PathLike[str]) -> CalibrationSet:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
         raise _bad(p, f"cannot be read ({type(exc).__name__}: {exc})") from None
-    info = check_arrays(arrays, p)
+    return calibration_set(arrays, p, sha256_file(p))
+
+
+def calibration_set(
+    arrays: dict[str, np.ndarray], where: str | os.PathLike[str], sha256: str | None = None
+) -> CalibrationSet:
+    """Check calibration arrays (as :func:`load_calibration` reads them, or as a build returns them) and wrap them as
+    a :class:`CalibrationSet`; ``where`` names them in errors and becomes ``path``."""
+    info = check_arrays(arrays, where)
     return CalibrationSet(
         spatial=arrays["spatial"],
         global_=arrays["global"],
@@ -625,8 +644,8 @@ def load_calibration(path: str | os.PathLike[str]) -> CalibrationSet:
         rules=[str(r) for r in arrays["rules"].tolist()],
         komi=arrays["komi"],
         info=info,
-        sha256=sha256_file(p),
-        path=p,
+        sha256=sha256,
+        path=Path(where),
         board_x=arrays.get("board_x"),
         board_y=arrays.get("board_y"),
         to_move=[str(c) for c in arrays["to_move"].tolist()] if "to_move" in arrays else None,
@@ -695,7 +714,14 @@ def default_calibration_path(
             f"building default calibration data from {len(files)} bundled games (once) ...", file=sys.stderr
         )
     arrays, report = build_calibration(
-        None, positions, val_fraction, seed, nn_size, progress, bundled_selfplay=every_size, random_play=random_play
+        None,
+        positions,
+        val_fraction,
+        seed,
+        nn_size,
+        progress,
+        bundled_selfplay=every_size,
+        random_play=random_play,
     )
     save_calibration(arrays, path)
     if progress:

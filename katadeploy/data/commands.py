@@ -1,9 +1,11 @@
-"""CLI: ``katadeploy calibrate [SGF|DIR ...] -o calib.npz [--positions N] [--val-fraction F] [--seed S]
+"""CLI: ``katadeploy calibrate [SGF|DIR|NPZ ...] -o calib.npz [--positions N] [--val-fraction F] [--seed S]
 [--nn-size N] [-q]``.
 
 Contract: samples positions from real games (the bundled ones when no SGF is given; a directory means every
 ``*.sgf`` below it) with :func:`katadeploy.data.calibration.build_calibration` and writes the file atomically
-with :func:`~katadeploy.data.calibration.save_calibration`. Progress goes to stderr (``-q`` turns it off); the
+with :func:`~katadeploy.data.calibration.save_calibration`. Sources ending in ``.npz`` are calibration files: they
+are merged (:func:`katadeploy.data.merging.merge_calibrations`) with the set built from the other sources, or,
+when every source is one, with each other and nothing is built. Progress goes to stderr (``-q`` turns it off); the
 summary — the file, its size and sha256, positions and games per split, skip reasons with counts — goes to
 stdout. Bad input raises :class:`~katadeploy.errors.KatadeployError` (printed by the CLI as one line).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from katadeploy.data.calibration import (
     DEFAULT_POSITIONS,
@@ -30,7 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(disjoint by game) to an .npz file.",
     )
     p.add_argument(
-        "sources", nargs="*", metavar="SGF|DIR", help="SGF files or directories (default: the bundled games)"
+        "sources",
+        nargs="*",
+        metavar="SGF|DIR|NPZ",
+        help="SGF files or directories (default: the bundled games); .npz calibration files are merged into the "
+        "output (only .npz files: they are merged and nothing is built)",
     )
     p.add_argument("-o", "--output", required=True, help="calibration file to write (.npz)")
     p.add_argument(
@@ -75,17 +82,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from katadeploy.data.calibration import build_calibration, save_calibration
-    from katadeploy.data.selfplay import parse_board_sizes
+    from katadeploy.data.calibration import save_calibration
     from katadeploy.hashing import sha256_file
+
+    merge = [s for s in args.sources if str(s).lower().endswith(".npz")]
+    sources = [s for s in args.sources if not str(s).lower().endswith(".npz")]
+    lines: list[str] = []
+    if sources or not merge:
+        arrays, report = _build(args, sources)
+        lines = report.lines()
+    if merge:
+        from katadeploy.data.calibration import calibration_set
+        from katadeploy.data.merging import merge_calibrations
+
+        built = [calibration_set(arrays, "new calibration data")] if lines else []
+        arrays, merged = merge_calibrations([*built, *merge])
+        lines += merged.lines()
+    path = save_calibration(arrays, Path(args.output))
+    size = path.stat().st_size
+    print(f"wrote {path} ({size / 1e6:.2f} MB, sha256 {sha256_file(path)})")
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _build(args: argparse.Namespace, sources: list[str]) -> tuple[Any, Any]:
+    from katadeploy.data.calibration import build_calibration
+    from katadeploy.data.selfplay import parse_board_sizes
 
     model = None
     if args.selfplay:
         from katadeploy.model.source import open_net
 
         model = open_net(args.model, quiet=args.quiet).model
-    arrays, report = build_calibration(
-        args.sources or None,
+    return build_calibration(
+        sources or None,
         positions=args.positions,
         val_fraction=args.val_fraction,
         seed=args.seed,
@@ -97,9 +128,3 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         random_play=args.random_play,
     )
-    path = save_calibration(arrays, Path(args.output))
-    size = path.stat().st_size
-    print(f"wrote {path} ({size / 1e6:.2f} MB, sha256 {sha256_file(path)})")
-    for line in report.lines():
-        print(line)
-    return 0
