@@ -8,6 +8,12 @@ Contract
   (:mod:`katadeploy.export.int8_repair`, "Activation groups").
 - ``options["int8_group_floor"]`` F (default :data:`DEFAULT_GROUP_FLOOR`): each group's range is at least F times
   its layer's span, a guard against a narrow group clipping an unseen position (0: the calibration maxima alone).
+- ``options["int8_group_margin"]`` M (default 1): each group's calibration range is stretched M times before the
+  floor (headroom for positions beyond the calibration maxima). Measured on g170-b6c96 (2026-12-07,
+  scripts/reports/int8/groups/README.md "Widening the every-size set"): it removes clipping tails (16 groups, one
+  calibration seed: worst set 3.27x -> 1.01x KataGo's limit at M = 1.15) and costs the 19x19 policy KL, which is
+  quadratic in the step (8 groups: oracle 0.86x -> 1.49x at 1.15); across three calibration seeds no M passes every
+  set on every seed, so the default stays 1.
 - ``options["int8_group_scopes"]``: which repaired convs are grouped. Unset: all of them. A list of module scopes
   (``blocks.11,blocks.12``, matched like ``int8_float_scopes``): the convs inside them. ``auto`` or ``auto:N``: the
   N convs (default: a quarter of the repaired convs, rounded up) whose return to float alone lowers the validation
@@ -44,6 +50,8 @@ AUTO_SHARE = 0.25
 #: ``options["int8_group_floor"]`` when unset: each group's range at least half its layer's span
 #: (:func:`katadeploy.export.int8_repair.plan_repair`'s ``group_floor``; 0 turns the guard off)
 DEFAULT_GROUP_FLOOR = 0.5
+#: ``options["int8_group_margin"]`` when unset: the calibration ranges as they are
+DEFAULT_GROUP_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,7 @@ class GroupSpec:
     scopes: tuple[str, ...] = ()  # module scopes whose convs are grouped (empty: all, unless auto)
     auto: int | None = None  # auto: how many convs (0: AUTO_SHARE of them)
     floor: float = DEFAULT_GROUP_FLOOR
+    margin: float = DEFAULT_GROUP_MARGIN
 
     @property
     def grouped(self) -> bool:
@@ -85,9 +94,16 @@ def group_spec(options: dict[str, Any]) -> GroupSpec:
         raise KatadeployError(f"int8_group_floor must be a number in [0, 1], not {raw_floor!r}") from None
     if not 0.0 <= floor <= 1.0:
         raise KatadeployError(f"int8_group_floor must be in [0, 1], not {floor}")
+    raw_m = options.get("int8_group_margin", DEFAULT_GROUP_MARGIN)
+    try:
+        margin = float(raw_m)
+    except (TypeError, ValueError):
+        raise KatadeployError(f"int8_group_margin must be a number in [1, 4], not {raw_m!r}") from None
+    if not 1.0 <= margin <= 4.0:
+        raise KatadeployError(f"int8_group_margin must be in [1, 4], not {margin}")
     scopes = scope_list(options.get("int8_group_scopes"))
     if not scopes:
-        return GroupSpec(groups, floor=floor)
+        return GroupSpec(groups, floor=floor, margin=margin)
     if groups < 2:
         raise KatadeployError("int8_group_scopes needs int8_act_groups of 2 or more")
     head = scopes[0].strip().lower()
@@ -97,8 +113,8 @@ def group_spec(options: dict[str, Any]) -> GroupSpec:
         n = head.partition(":")[2]
         if n and (not n.isdigit() or int(n) < 1):
             raise KatadeployError(f"int8_group_scopes=auto:N needs a positive whole N, not {n!r}")
-        return GroupSpec(groups, auto=int(n) if n else 0, floor=floor)
-    return GroupSpec(groups, tuple(scopes), floor=floor)
+        return GroupSpec(groups, auto=int(n) if n else 0, floor=floor, margin=margin)
+    return GroupSpec(groups, tuple(scopes), floor=floor, margin=margin)
 
 
 def scoped_nodes(spec: GroupSpec, quantize: Sequence[str]) -> list[str] | None:
@@ -129,6 +145,7 @@ __all__ = [
     "AUTO_SHARE",
     "DEFAULT_ACT_GROUPS",
     "DEFAULT_GROUP_FLOOR",
+    "DEFAULT_GROUP_MARGIN",
     "GroupSpec",
     "auto_count",
     "choose",

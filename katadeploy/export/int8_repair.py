@@ -144,6 +144,7 @@ class Repair:
     bias_correction: bool = False
     act_groups: int = 1
     group_floor: float = 0.0
+    group_margin: float = 1.0
 
     @property
     def grouped(self) -> bool:
@@ -160,6 +161,7 @@ class Repair:
             "recipe": "per-channel smoothing + MSE activation ranges + GPTQ weight rounding"
             if not grouped
             else f"per-channel smoothing + {self.act_groups} activation groups per conv input (max ranges"
+            + (f" x {self.group_margin:g}" if self.group_margin != 1 else "")
             + (f", each at least {self.group_floor:g} of its layer's span" if self.group_floor > 0 else "")
             + f") on {grouped} of {len(self.layers)} nodes"
             + (" (MSE ranges on the rest)" if grouped < len(self.layers) else "")
@@ -167,6 +169,7 @@ class Repair:
             "act_groups": self.act_groups,
             "grouped_nodes": grouped,
             "group_floor": self.group_floor,
+            "group_margin": self.group_margin,
             "smooth_alpha": self.alpha,
             "repaired_nodes": len(self.layers),
             "bias_correction": self.bias_correction,
@@ -368,13 +371,15 @@ def plan_repair(
     hessian_run: TensorRun | None = None,
     group_nodes: Collection[str] | None = None,
     group_floor: float = 0.0,
+    group_margin: float = 1.0,
 ) -> Repair:
     """Smoothing scales, MSE ranges and GPTQ weights for the repairable ``nodes`` of ``proto`` (see the module
     contract); returns the smoothed FP32 graph with them. ``run`` streams the graph's tensors over the
     calibration positions (twice). With ``act_groups`` > 1 every repairable convolution with more input channels
     than that is split into ``act_groups`` convolutions over channel groups (see "Activation groups" above); with
     ``group_nodes`` only those of them (the rest keep one MSE range per input). ``group_floor`` F > 0 widens each
-    group's range to at least F times the span of its layer's groups (the clipping guard, see "Activation groups").
+    group's range to at least F times the span of its layer's groups (the clipping guard, see "Activation groups");
+    ``group_margin`` M >= 1 first stretches each group's own range M times (headroom for unseen positions).
     ``hessian_run`` streams the positions of the second pass instead (GPTQ's Hessians cost ``K^2`` per board point,
     so a caller may pass fewer positions, spread over every board size like the first pass's)."""
     from onnx import helper, numpy_helper
@@ -385,6 +390,8 @@ def plan_repair(
         raise KatadeployError(f"int8_act_groups must be at least 1, not {act_groups}")
     if not 0.0 <= group_floor <= 1.0:
         raise KatadeployError(f"int8_group_floor must be in [0, 1], not {group_floor}")
+    if not 1.0 <= group_margin <= 4.0:
+        raise KatadeployError(f"int8_group_margin must be in [1, 4], not {group_margin}")
     layers = find_layers(proto, nodes)
     if not layers:
         raise KatadeployError("INT8 repair: no Conv/MatMul node with a constant weight to repair")
@@ -429,7 +436,8 @@ def plan_repair(
             # of its channels (no MSE clip: a group's clip does not hold on unseen positions, see the module notes)
             la.groups = [np.sort(g) for g in np.array_split(np.argsort(smax, kind="stable"), act_groups)]
             la.group_ranges = [
-                _group_range(float(smin[g].min()), float(smax[g].max()), activations) for g in la.groups
+                _group_range(group_margin * float(smin[g].min()), group_margin * float(smax[g].max()), activations)
+                for g in la.groups
             ]
             if group_floor > 0:  # no group narrower than F x the layer's span: a narrow group's max may not hold
                 span_lo, span_hi = min(r[0] for r in la.group_ranges), max(r[1] for r in la.group_ranges)
@@ -529,7 +537,7 @@ def plan_repair(
     keep = [i for i in new.graph.initializer if i.name in used]
     del new.graph.initializer[:]
     new.graph.initializer.extend(keep)
-    return Repair(new, layers, ranges, alpha, bias_correction, act_groups, group_floor)
+    return Repair(new, layers, ranges, alpha, bias_correction, act_groups, group_floor, group_margin)
 
 
 def _group_range(lo: float, hi: float, activations: str) -> tuple[float, float]:

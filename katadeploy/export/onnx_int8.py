@@ -31,6 +31,7 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   group with its own per-channel scale (still all int8 MACs; see int8_repair's "Activation groups");
   ``options["int8_group_scopes"]`` limits that to the convs inside the listed module scopes (``blocks.11,blocks.12``);
   ``options["int8_group_floor"]`` (default 0.5) keeps each group's range at least that share of its layer's span;
+  ``options["int8_group_margin"]`` (default 1) first stretches each group's range that many times;
   ``options["int8_hessian_positions"]`` caps the positions of GPTQ's Hessians. The plain range methods ``minmax``,
   ``percentile`` and ``entropy`` can be listed in ``options["int8_methods"]`` too.
 - QAT (``options["int8_qat"]``: ``auto``, the default, reuses cached weights; ``on`` trains; ``off``): distillation
@@ -392,6 +393,7 @@ def _repaired(
     act_groups: int = 1,
     group_nodes: list[str] | None = None,
     group_floor: float = 0.0,
+    group_margin: float = 1.0,
 ) -> tuple[dict[str, Any], Any, Any]:
     """The ``smooth-gptq`` candidate (its summary, the smoothed float graph and the :class:`~katadeploy.export
     .int8_repair.Repair`): :func:`katadeploy.export.int8_repair.plan_repair` on the pre-processed graph,
@@ -423,7 +425,7 @@ def _repaired(
         hessian_run = streamer(_reader_class()(sub))
     repair = int8_repair.plan_repair(pre_proto, quantize, streamer(reader), activations, alpha, req.progress,
                                      bias_correction, act_groups, hessian_run, group_nodes,
-                                     group_floor)  # fmt: skip
+                                     group_floor, group_margin)  # fmt: skip
     smoothed = tmp / "pre-smoothed.onnx"
     onnx.save(repair.proto, str(smoothed))
     ranges = {**collector.ranges("minmax"), **repair.ranges}
@@ -713,7 +715,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
 
                     def build(dest: Path, nodes: list[str] | None, k: int = spec.act_groups) -> Any:
                         return _repaired(req, pre_proto, quantize, reader, collector, tmp, dest, quant_outputs,
-                                         activations, k, nodes, spec.floor)  # fmt: skip
+                                         activations, k, nodes, spec.floor, spec.margin)  # fmt: skip
 
                     if spec.auto is None:
                         repaired = build(out, scoped_nodes(spec, quantize))

@@ -289,6 +289,13 @@ def test_group_nodes_limit_the_split_to_the_named_convs():
         assert fhi == pytest.approx(max(hi, 0.5 * span[1])) and flo == pytest.approx(min(lo, 0.5 * span[0]))
     with pytest.raises(R.KatadeployError, match="int8_group_floor"):
         R.plan_repair(proto, ["c2"], run, "u8", 0.0, act_groups=2, group_floor=1.5)
+    # the margin: each group's own range stretched M times (before the floor), and recorded
+    stretched = R.plan_repair(proto, ["c2"], run, "u8", 0.0, act_groups=2, group_margin=1.25)
+    for (lo, hi), (mlo, mhi) in zip(bare, stretched.layers[0].group_ranges):
+        assert mhi == pytest.approx(1.25 * hi) and mlo == pytest.approx(1.25 * lo)
+    assert stretched.summary()["group_margin"] == 1.25 and " x 1.25" in stretched.summary()["recipe"]
+    with pytest.raises(R.KatadeployError, match="int8_group_margin"):
+        R.plan_repair(proto, ["c2"], run, "u8", 0.0, act_groups=2, group_margin=0.9)
 
 
 def test_group_options_are_checked():
@@ -298,6 +305,7 @@ def test_group_options_are_checked():
     nodes = ["/net/blocks.1/conv1/conv/Conv", "/net/blocks.11/conv1/conv/Conv", "/net/blocks.11/conv2/conv/Conv"]
     assert group_spec({"int8_act_groups": "8"}) == GroupSpec(8, floor=0.5)  # the clipping guard by default
     assert group_spec({"int8_act_groups": 8, "int8_group_floor": 0}).floor == 0.0
+    assert group_spec({"int8_act_groups": 8, "int8_group_margin": "1.2"}).margin == 1.2
     spec = group_spec({"int8_act_groups": 4, "int8_group_scopes": "blocks.11"})
     assert scoped_nodes(spec, nodes) == nodes[1:]
     assert scoped_nodes(group_spec({"int8_act_groups": 4}), nodes) is None  # unset: every repaired conv
@@ -315,6 +323,8 @@ def test_group_options_are_checked():
         ({"int8_act_groups": 4, "int8_group_scopes": "auto,blocks.1"}, "no scopes beside it"),
         ({"int8_act_groups": 4, "int8_group_floor": 2}, "int8_group_floor must be in"),
         ({"int8_act_groups": 4, "int8_group_floor": "half"}, "int8_group_floor must be a number"),
+        ({"int8_act_groups": 4, "int8_group_margin": 0.5}, "int8_group_margin must be in"),
+        ({"int8_act_groups": 4, "int8_group_margin": "wide"}, "int8_group_margin must be a number"),
     ]
     for opts, msg in bad:
         with pytest.raises(KatadeployError, match=msg):
