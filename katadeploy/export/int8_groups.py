@@ -78,6 +78,18 @@ def scope_list(raw: Any) -> list[str]:
     return [s for s in (raw.split(",") if isinstance(raw, str) else raw) if s]
 
 
+def _bounded(options: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
+    """``options[key]`` as a number in ``[lo, hi]``; a one-line error otherwise."""
+    raw = options.get(key, default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise KatadeployError(f"{key} must be a number in [{lo:g}, {hi:g}], not {raw!r}") from None
+    if not lo <= value <= hi:
+        raise KatadeployError(f"{key} must be in [{lo:g}, {hi:g}], not {value}")
+    return value
+
+
 def group_spec(options: dict[str, Any]) -> GroupSpec:
     """The :class:`GroupSpec` of an export's options; a one-line error for a bad value."""
     raw = options.get("int8_act_groups", DEFAULT_ACT_GROUPS)
@@ -87,20 +99,8 @@ def group_spec(options: dict[str, Any]) -> GroupSpec:
         raise KatadeployError(f"int8_act_groups must be a whole number, not {raw!r}") from None
     if groups < 1:
         raise KatadeployError(f"int8_act_groups must be at least 1, not {groups}")
-    raw_floor = options.get("int8_group_floor", DEFAULT_GROUP_FLOOR)
-    try:
-        floor = float(raw_floor)
-    except (TypeError, ValueError):
-        raise KatadeployError(f"int8_group_floor must be a number in [0, 1], not {raw_floor!r}") from None
-    if not 0.0 <= floor <= 1.0:
-        raise KatadeployError(f"int8_group_floor must be in [0, 1], not {floor}")
-    raw_m = options.get("int8_group_margin", DEFAULT_GROUP_MARGIN)
-    try:
-        margin = float(raw_m)
-    except (TypeError, ValueError):
-        raise KatadeployError(f"int8_group_margin must be a number in [1, 4], not {raw_m!r}") from None
-    if not 1.0 <= margin <= 4.0:
-        raise KatadeployError(f"int8_group_margin must be in [1, 4], not {margin}")
+    floor = _bounded(options, "int8_group_floor", DEFAULT_GROUP_FLOOR, 0.0, 1.0)
+    margin = _bounded(options, "int8_group_margin", DEFAULT_GROUP_MARGIN, 1.0, 4.0)
     scopes = scope_list(options.get("int8_group_scopes"))
     if not scopes:
         return GroupSpec(groups, floor=floor, margin=margin)
