@@ -82,20 +82,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from katadeploy.data.calibration import save_calibration
+    from katadeploy.data.calibration import calibration_set, save_calibration
     from katadeploy.hashing import sha256_file
 
-    merge = [s for s in args.sources if str(s).lower().endswith(".npz")]
-    sources = [s for s in args.sources if not str(s).lower().endswith(".npz")]
+    is_npz = [str(s).lower().endswith(".npz") for s in args.sources]
+    merge = [s for s, npz in zip(args.sources, is_npz) if npz]
+    sources = [s for s, npz in zip(args.sources, is_npz) if not npz]
     lines: list[str] = []
+    built = []
     if sources or not merge:
         arrays, report = _build(args, sources)
         lines = report.lines()
+        built = [calibration_set(arrays, "new calibration data")] if merge else []
     if merge:
-        from katadeploy.data.calibration import calibration_set
         from katadeploy.data.merging import merge_calibrations
 
-        built = [calibration_set(arrays, "new calibration data")] if lines else []
         arrays, merged = merge_calibrations([*built, *merge])
         lines += merged.lines()
     path = save_calibration(arrays, Path(args.output))

@@ -86,8 +86,9 @@ def merge_calibrations(
     game_index: dict[str, int] = {}
     game_split: dict[str, int] = {}
     seen: set[tuple[str, int, int, str]] = set()
-    picks: list[tuple[int, int]] = []  # (set, row)
+    rows: list[list[int]] = [[] for _ in sets]  # the kept rows of each input, in order
     splits: list[int] = []
+    game_of: list[int] = []  # each kept position's index into games
     games: list[str] = []
     game_files: list[str] = []
     for k, cs in enumerate(sets):
@@ -107,13 +108,12 @@ def merge_calibrations(
                 games.append(sha)
                 files = cs.info.get("game_files") or []
                 game_files.append(str(files[int(cs.game[i])]) if len(files) == len(cs.games) else "")
-            picks.append((k, i))
+            rows[k].append(i)
             splits.append(split)
-
-    rows = [np.array([i for j, i in picks if j == k], dtype=np.int64) for k in range(len(sets))]  # file order
+            game_of.append(game_index[sha])
 
     def gather(get: Any, dtype: Any = None) -> np.ndarray:
-        parts = [np.asarray(get(cs))[rows[k]] for k, cs in enumerate(sets)]
+        parts = [np.asarray(get(cs))[np.array(rows[k], dtype=np.int64)] for k, cs in enumerate(sets)]
         out = np.concatenate(parts)
         return out.astype(dtype) if dtype is not None else out
 
@@ -122,7 +122,7 @@ def merge_calibrations(
         "global": gather(lambda cs: cs.global_),
         "legal": gather(lambda cs: cs.legal),
         "split": np.array(splits, dtype=np.uint8),
-        "game": np.array([game_index[sets[k].games[int(sets[k].game[i])]] for k, i in picks], dtype=np.int32),
+        "game": np.array(game_of, dtype=np.int32),
         "games": np.array(games, dtype="<U64"),
         "symmetry": gather(lambda cs: cs.symmetry, np.uint8),
         "move_number": gather(lambda cs: cs.move_number, np.int32),
@@ -151,7 +151,7 @@ def merge_calibrations(
                 "sources": cs.info.get("sources", []),
             }
             for cs in sets
-        ],  # fmt: skip
+        ],
         "notes": {"duplicate": report.duplicate, "resplit": report.resplit},
     }
     arrays["info"] = np.array(json.dumps(info, sort_keys=True))
