@@ -124,6 +124,7 @@ def cmd_qat(args: argparse.Namespace) -> int:
     if args.model and args.model_opt:
         raise KatadeployError("give the model once (positional or -model)")
     options = dict(args.option)
+    options.setdefault("int8_act_groups", 1)  # QAT trains one input scale per conv (grouped inputs are not built)
     options.update(int8_qat="on", int8_qat_steps=args.steps, int8_qat_batch=args.batch, int8_qat_lr=args.lr,
                    int8_qat_positions=args.positions)  # fmt: skip
     net = open_net(args.model or args.model_opt, quiet=args.quiet)

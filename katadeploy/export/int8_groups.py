@@ -4,16 +4,22 @@ Contract
 --------
 :func:`group_spec` reads two export options into a :class:`GroupSpec`:
 
-- ``options["int8_act_groups"]`` K (default 1): the channel groups of a grouped conv's input
-  (:mod:`katadeploy.export.int8_repair`, "Activation groups").
+- ``options["int8_act_groups"]`` K (default :data:`DEFAULT_ACT_GROUPS`, 16): the channel groups of a grouped conv's
+  input (:mod:`katadeploy.export.int8_repair`, "Activation groups"); 1 is one u8 scale per conv input.
 - ``options["int8_group_floor"]`` F (default :data:`DEFAULT_GROUP_FLOOR`): each group's range is at least F times
   its layer's span, a guard against a narrow group clipping an unseen position (0: the calibration maxima alone).
-- ``options["int8_group_margin"]`` M (default 1): each group's calibration range is stretched M times before the
-  floor (headroom for positions beyond the calibration maxima). Measured on g170-b6c96 (2026-12-07,
-  scripts/reports/int8/groups/README.md "Widening the every-size set"): it removes clipping tails (16 groups, one
-  calibration seed: worst set 3.27x -> 1.01x KataGo's limit at M = 1.15) and costs the 19x19 policy KL, which is
-  quadratic in the step (8 groups: oracle 0.86x -> 1.49x at 1.15); across three calibration seeds no M passes every
-  set on every seed, so the default stays 1.
+- ``options["int8_group_margin"]`` M (default :data:`DEFAULT_GROUP_MARGIN`, 1.15): each group's calibration range
+  is stretched M times before the floor (headroom for positions beyond the calibration maxima). Measured on
+  g170-b6c96 (2026-12-07, scripts/reports/int8/groups/README.md "Widening the every-size set"): it removes clipping
+  tails (16 groups, one calibration seed: worst set 3.27x -> 1.01x KataGo's limit at M = 1.15) and costs the 19x19
+  policy KL, which is quadratic in the step (8 groups: oracle 0.86x -> 1.49x at 1.15).
+
+The defaults (16 groups, margin 1.15, floor 0.5) with onnx_int8's 768 calibration positions and GPTQ's Hessians on
+all of them are the first recipe that passed KataGo's FP16 gate on g170-b6c96 for three calibration seeds, on four
+position sets each (the 80 oracle positions, 256 held-out, 512 and 760 fresh self-play/random positions; worst
+0.89x / 0.87x / 0.75x KataGo's limit over the sets, per seed; 94% int8 MACs, no float fallback). 8 groups passed
+the oracle on every seed but missed one held-out position per seed (1.05-1.42x); 16 groups without the margin
+clipped unseen positions (up to 3.27x).
 - ``options["int8_group_scopes"]``: which repaired convs are grouped. Unset: all of them. A list of module scopes
   (``blocks.11,blocks.12``, matched like ``int8_float_scopes``): the convs inside them. ``auto`` or ``auto:N``: the
   N convs (default: a quarter of the repaired convs, rounded up) whose return to float alone lowers the validation
@@ -40,8 +46,8 @@ from typing import Any
 
 from katadeploy.errors import KatadeployError
 
-#: ``options["int8_act_groups"]`` when unset: one scale per conv input
-DEFAULT_ACT_GROUPS = 1
+#: ``options["int8_act_groups"]`` when unset: 16 channel groups per conv input (see the module notes)
+DEFAULT_ACT_GROUPS = 16
 AUTO = "auto"
 #: ``auto`` without N groups this share of the repaired convs (rounded up)
 AUTO_SHARE = 0.25
@@ -50,8 +56,8 @@ AUTO_SHARE = 0.25
 #: ``options["int8_group_floor"]`` when unset: each group's range at least half its layer's span
 #: (:func:`katadeploy.export.int8_repair.plan_repair`'s ``group_floor``; 0 turns the guard off)
 DEFAULT_GROUP_FLOOR = 0.5
-#: ``options["int8_group_margin"]`` when unset: the calibration ranges as they are
-DEFAULT_GROUP_MARGIN = 1.0
+#: ``options["int8_group_margin"]`` when unset: each group's calibration range x 1.15 (see the module notes)
+DEFAULT_GROUP_MARGIN = 1.15
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,16 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   input (``options["int8_smooth_alpha"]``, default 0.5), MSE activation ranges, and GPTQ-rounded INT8 weights
   written into the QDQ graph after ``quantize_static`` (``options["int8_bias_correction"]``: empirical bias
   correction, off by default: it made the policy worse on g170-b6c96). ``options["int8_act_groups"]`` K > 1 splits
-  every repaired conv into K convs over channel groups, each input group with its own u8 scale and each weight
+  every repaired conv into K convs over channel groups (default 16, :data:`katadeploy.export.int8_groups
+  .DEFAULT_ACT_GROUPS`; 1 is one u8 scale per conv input), each input group with its own u8 scale and each weight
   group with its own per-channel scale (still all int8 MACs; see int8_repair's "Activation groups");
   ``options["int8_group_scopes"]`` limits that to the convs inside the listed module scopes (``blocks.11,blocks.12``);
   ``options["int8_group_floor"]`` (default 0.5) keeps each group's range at least that share of its layer's span;
-  ``options["int8_group_margin"]`` (default 1) first stretches each group's range that many times;
-  ``options["int8_hessian_positions"]`` caps the positions of GPTQ's Hessians. The plain range methods ``minmax``,
-  ``percentile`` and ``entropy`` can be listed in ``options["int8_methods"]`` too.
+  ``options["int8_group_margin"]`` (default 1.15) first stretches each group's range that many times;
+  ``options["int8_hessian_positions"]`` caps the positions of GPTQ's Hessians (default 0: all the calibration
+  positions). These defaults are the recipe that passed KataGo's FP16 gate on g170-b6c96 for three calibration seeds
+  (:mod:`katadeploy.export.int8_groups`). The plain range methods ``minmax``, ``percentile`` and ``entropy`` can be
+  listed in ``options["int8_methods"]`` too.
 - QAT (``options["int8_qat"]``: ``auto``, the default, reuses cached weights; ``on`` trains; ``off``): distillation
   quantization-aware training of the ``smooth-gptq`` INT8 weights (:mod:`katadeploy.export.int8_qat`, recipe options
   ``int8_qat_steps/batch/lr/power/range_lr/positions``), cached per net sha256 and recipe, so ``katadeploy qat``
@@ -106,7 +109,10 @@ FLOAT_ROLES = (
 #: board-size terms, its MACs are ~0.01% of a net's, and on g170-b6c96 quantizing it alone cost 0.3x of the KL
 #: limit (smooth-gptq + fallback, 2026-12-03), so it stays float unless ``int8_gpool_float=false``
 GPOOL_LINEAR = "linear_g"
-DEFAULT_CALIB_POSITIONS = 256
+#: every calibration position of the bundled every-size default set (1024 positions, a quarter held out): on
+#: g170-b6c96 768 passed where 256 left single unseen positions clipped, and 1536-2304 of a wider set coarsened every
+#: group (scripts/reports/int8/groups/README.md)
+DEFAULT_CALIB_POSITIONS = 768
 DEFAULT_VAL_POSITIONS = 128
 #: where activations get Q/DQ: the inputs of each quantized node (TensorRT's recommended placement, and 4x smaller
 #: policy errors on the test nets) or also its outputs (lets onnxruntime's CPU EP fuse QLinearConv)

@@ -29,7 +29,7 @@ from tests.export.artifacts import RESNET
 pytest.importorskip("onnxruntime")
 
 TINY = {"calib_positions": 32, "val_positions": 16, "mixed_precision": False, "int8_qat_steps": 12,
-        "int8_qat_batch": 4, "int8_qat_positions": 48}  # fmt: skip
+        "int8_qat_batch": 4, "int8_qat_positions": 48, "int8_act_groups": 1}  # fmt: skip  # QAT: one scale per input
 
 
 def test_module_path_is_the_node_scope():

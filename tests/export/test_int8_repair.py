@@ -317,7 +317,7 @@ def test_group_options_are_checked():
     bad = [
         ({"int8_act_groups": "0"}, "at least 1"),
         ({"int8_act_groups": "eight"}, "whole number"),
-        ({"int8_group_scopes": "blocks.1"}, "needs int8_act_groups"),
+        ({"int8_act_groups": 1, "int8_group_scopes": "blocks.1"}, "needs int8_act_groups"),
         ({"int8_act_groups": 4, "int8_group_scopes": "auto:0"}, "positive whole N"),
         ({"int8_act_groups": 4, "int8_group_scopes": "auto:x"}, "positive whole N"),
         ({"int8_act_groups": 4, "int8_group_scopes": "auto,blocks.1"}, "no scopes beside it"),
@@ -334,7 +334,9 @@ def test_group_options_are_checked():
 
 
 # ---------------------------------------------------------------------------------------------- the small nets
-REPAIR_OPTIONS = {"calib_positions": 64, "val_positions": 32, "int8_qat": "off"}  # smooth-gptq, u8, fallback; no QAT
+#: smooth-gptq, u8, fallback, no QAT, one activation scale per conv input (the per-tensor recipe: the default of 16
+#: channel groups is test_int8_groups')
+REPAIR_OPTIONS = {"calib_positions": 64, "val_positions": 32, "int8_qat": "off", "int8_act_groups": 1}
 artifact = artifact_builder({"onnx-int8": REPAIR_OPTIONS})
 
 #: regression ceilings of the default recipe (smooth-gptq, u8, per-layer fallback; worst limit ratio on the 80 oracle

@@ -20,17 +20,21 @@ from katadeploy.export import katago_onnx as ko
 from katadeploy.export.graph import example_inputs
 from katadeploy.model.format import load_model
 from tests.conftest import small_net_path
+from tests.export.artifacts import artifact_builder
 
 NET = "g170-b6c96-s175395328-d26788732"
 ONNX_SOURCE_ENV = "KATADEPLOY_KATAGO_ONNX_SOURCE"
 
 
+#: the onnx-int8 artifact is the default recipe without the fallback, the one test_int8_groups checks against
+#: KataGo's limits (the session's artifact cache builds it once for both)
+OPTIONS = {"onnx-int8": {"mixed_precision": False}}
+
+
 @pytest.fixture(scope="module", params=["onnx-fp32", "onnx-fp16", "onnx-int8"])
 def artifacts(request, tmp_path_factory) -> tuple[Path, Path]:
-    from katadeploy.export.request import export_artifact
-
     out = tmp_path_factory.mktemp(request.param)
-    src = export_artifact(small_net_path(NET), request.param, out, progress=False)
+    src = artifact_builder(OPTIONS)(out, NET, request.param)
     return src, ko.write_katago_onnx(src)
 
 
