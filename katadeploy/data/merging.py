@@ -112,8 +112,10 @@ def merge_calibrations(
             splits.append(split)
             game_of.append(game_index[sha])
 
+    picks = [np.array(r, dtype=np.int64) for r in rows]  # once, for every gathered field
+
     def gather(get: Any, dtype: Any = None) -> np.ndarray:
-        parts = [np.asarray(get(cs))[np.array(rows[k], dtype=np.int64)] for k, cs in enumerate(sets)]
+        parts = [np.asarray(get(cs))[picks[k]] for k, cs in enumerate(sets)]
         out = np.concatenate(parts)
         return out.astype(dtype) if dtype is not None else out
 

@@ -61,10 +61,10 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
 
 Measured against PyTorch FP32 (2026-12-07, the bundled every-size calibration, these defaults; worst ratio to
 KataGo's FP16 limits; scripts/reports/int8/groups/README.md "The default"): g170-b6c96 without the fallback
-**passes** at 94% int8 MACs (oracle 0.72x on a Zen 4, 0.85x on a Zen 3; and every one of four position sets on three calibration seeds);
-g170e-b15c192 misses: oracle 1.73x / 256 held-out 2.07x at 99% int8 MACs without the fallback, 1.56x / 1.62x with it
-(one conv returned to float, 95% int8 MACs; policy KL on 19x19 game positions of moves 2-40 each time), export 17
-min on 2 AMD EPYC Zen 4 cores. (2026-12-03, per tensor with the fallback: b6 1.07x at 80%, b15 4.84x at 85%; plain
+**passes** at 94% int8 MACs (oracle 0.72x on a Zen 4, 0.85x on a Zen 3; and every one of four position sets on
+three calibration seeds); g170e-b15c192 misses: oracle 1.73x / 256 held-out 2.07x at 99% int8 MACs without the
+fallback, 1.56x / 1.62x with it (one conv returned to float, 95% int8 MACs; policy KL on 19x19 game positions of
+moves 2-40 each time), export 17 min on 2 AMD EPYC Zen 4 cores. (2026-12-03, per tensor with the fallback: b6 1.07x at 80%, b15 4.84x at 85%; plain
 MinMax/Percentile/Entropy on 19x19-only calibration: 9.3x and 221x.)
 """
 

@@ -36,6 +36,9 @@ from tests.golden_check import assert_within_gates, golden_errors
 POSITIONS = SHARED / "oracle" / "positions.jsonl"
 NETS = sorted(SMALL_NETS)
 RESNET = "g170-b6c96-s175395328-d26788732"
+#: onnx-int8's default recipe with the fallback off (every trunk conv int8): test_int8_groups checks it against
+#: KataGo's limits and test_katago_onnx converts it, one build per session through the artifact cache
+INT8_DEFAULT_NO_FALLBACK = {"mixed_precision": False}
 TRANSFORMER = "b7c96h6kv3qk32v16tflrs-fson-bnh"
 
 _CACHE: dict[tuple, Path] = {}

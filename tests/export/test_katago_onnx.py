@@ -20,15 +20,14 @@ from katadeploy.export import katago_onnx as ko
 from katadeploy.export.graph import example_inputs
 from katadeploy.model.format import load_model
 from tests.conftest import small_net_path
-from tests.export.artifacts import artifact_builder
+from tests.export.artifacts import INT8_DEFAULT_NO_FALLBACK, artifact_builder
 
 NET = "g170-b6c96-s175395328-d26788732"
 ONNX_SOURCE_ENV = "KATADEPLOY_KATAGO_ONNX_SOURCE"
 
 
-#: the onnx-int8 artifact is the default recipe without the fallback, the one test_int8_groups checks against
-#: KataGo's limits (the session's artifact cache builds it once for both)
-OPTIONS = {"onnx-int8": {"mixed_precision": False}}
+#: the onnx-int8 artifact is the one test_int8_groups checks against KataGo's limits
+OPTIONS = {"onnx-int8": INT8_DEFAULT_NO_FALLBACK}
 
 
 @pytest.fixture(scope="module", params=["onnx-fp32", "onnx-fp16", "onnx-int8"])
