@@ -71,6 +71,9 @@ def _register_qat(sub: argparse._SubParsersAction) -> None:
                    help="Adam step in INT8 grid units (default %(default)s)")  # fmt: skip
     p.add_argument("--positions", type=int, default=int8_qat.DEFAULT_POSITIONS,
                    help="calibration positions trained on (default %(default)s)")  # fmt: skip
+    p.add_argument("--bias-lr", type=float, default=int8_qat.DEFAULT_BIAS_LR,
+                   help="Adam step of the biases, in units of each output's rounding noise; 0 keeps them "
+                   "(default %(default)s)")  # fmt: skip
     p.add_argument("--option", action="append", default=[], type=exporter_option, metavar="KEY=VALUE",
                    help="any onnx-int8 exporter option (repeatable)")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
@@ -124,9 +127,8 @@ def cmd_qat(args: argparse.Namespace) -> int:
     if args.model and args.model_opt:
         raise KatadeployError("give the model once (positional or -model)")
     options = dict(args.option)
-    options.setdefault("int8_act_groups", 1)  # QAT trains one input scale per conv (grouped inputs are not built)
     options.update(int8_qat="on", int8_qat_steps=args.steps, int8_qat_batch=args.batch, int8_qat_lr=args.lr,
-                   int8_qat_positions=args.positions)  # fmt: skip
+                   int8_qat_positions=args.positions, int8_qat_bias_lr=args.bias_lr)  # fmt: skip
     net = open_net(args.model or args.model_opt, quiet=args.quiet)
     path = export_artifact(net, "onnx-int8", args.output_dir, calib=args.calib, progress=not args.quiet,
                            options=options)  # fmt: skip

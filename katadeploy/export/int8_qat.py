@@ -22,7 +22,14 @@ What is simulated, and why it is exact
   quantizes ``W`` with scale ``w_scale / |c_o|`` and the integers ``q * sign(c_o)`` are what the QDQ graph stores.
 - Inputs are multiplied by the layer's ``1/s`` (the smoothing ``Mul``) and fake-quantized with the scale and zero
   point read from the QDQ graph's own ``QuantizeLinear`` (round half to even, saturating to the u8/s8 range, as
-  ``QuantizeLinear`` does). Weights are trained in grid units ``U`` (``W = w_scale_t * clamp(round(U))``) with a
+  ``QuantizeLinear`` does). A conv split into activation groups (onnx-int8's default, 16 per input) reads each
+  group conv's ``QuantizeLinear`` and fake-quantizes per channel with its group's scale and zero point, and its
+  weights carry one scale per output channel and group: the same arithmetic as the ``Gather``/``Conv``/``Sum``
+  nodes, since quantization is elementwise and the group convs add up to the whole conv.
+- Biases (``bias_lr`` > 0, option ``int8_qat_bias_lr``): the layers that have one in the folded graph (the convs a
+  BatchNorm follows) also train an output offset, in units of that output's rounding noise (one weight step x one
+  input step x sqrt(fan-in)); it is folded into the bias that ``apply_weights`` writes as INT32. The student also
+  carries any bias the repair already changed (``int8_bias_correction``) as a fixed offset. Weights are trained in grid units ``U`` (``W = w_scale_t * clamp(round(U))``) with a
   straight-through estimator; training starts at the GPTQ integers, so step 0 is the ``smooth-gptq`` artifact
   (``start="pre"`` starts at GPTQ's pre-rounding values instead, which round to the same integers; on g170e-b15c192
   the loss then rose from 1.8 to 164 within 100 steps, as weights next to a boundary flip at the first step).
@@ -58,12 +65,20 @@ from typing import Any
 import numpy as np
 
 from katadeploy.errors import KatadeployError
-from katadeploy.export.int8_repair import Repair, from_rows, rows
+from katadeploy.export.int8_repair import (
+    GROUP_SEP,
+    Repair,
+    bias_name,
+    column_scales,
+    from_rows,
+    group_node,
+    rows,
+)
 from katadeploy.model.desc import ModelDesc
 from katadeploy.progress import Progress
 
 #: bump when the training or the simulation changes (part of the cache key)
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 DEFAULT_STEPS = 300
 DEFAULT_BATCH = 16
 #: calibration positions trained on (from the calibration split; the validation split decides)
@@ -78,6 +93,9 @@ DEFAULT_RANGE_LR = 0.0
 #: where the latent weights start: ``int`` at the GPTQ integers (bin centres: a weight must move half a step before
 #: it flips) or ``pre`` at GPTQ's pre-rounding values (same integers, but weights near a boundary flip at once)
 STARTS = ("int", "pre")
+#: Adam step for the biases of the layers that have one, in units of each output's rounding noise (see
+#: ``FakeQuantLayer.bias_offset``); 0 keeps the biases
+DEFAULT_BIAS_LR = 0.0
 DEFAULT_START = "int"
 SEED = 0
 #: what each loss term is scaled by (see the module contract): KataGo's p99 FP16 limit for the policy KL (the metric
@@ -99,10 +117,12 @@ class Recipe:
     power: float = DEFAULT_POWER
     range_lr: float = DEFAULT_RANGE_LR
     start: str = DEFAULT_START
+    bias_lr: float = DEFAULT_BIAS_LR
 
     def as_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "batch": self.batch, "lr": self.lr, "seed": self.seed, "power": self.power,
-                "range_lr": self.range_lr, "start": self.start, "version": RECIPE_VERSION}  # fmt: skip
+                "range_lr": self.range_lr, "start": self.start, "bias_lr": self.bias_lr,
+                "version": RECIPE_VERSION}  # fmt: skip
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Recipe:
@@ -114,11 +134,12 @@ class Recipe:
             power=float(options.get("int8_qat_power", DEFAULT_POWER)),
             range_lr=float(options.get("int8_qat_range_lr", DEFAULT_RANGE_LR)),
             start=str(options.get("int8_qat_start", DEFAULT_START)).lower(),
+            bias_lr=float(options.get("int8_qat_bias_lr", DEFAULT_BIAS_LR)),
         )
         if r.start not in STARTS:
             raise KatadeployError(f"unknown int8_qat_start {r.start!r}; use {' or '.join(STARTS)}")
-        if r.range_lr < 0:
-            raise KatadeployError("int8_qat_range_lr must be >= 0")
+        if r.range_lr < 0 or r.bias_lr < 0:
+            raise KatadeployError("int8_qat_range_lr and int8_qat_bias_lr must be >= 0")
         if r.steps < 1 or r.batch < 1 or not r.lr > 0 or not r.power >= 1:
             raise KatadeployError("int8_qat_steps, int8_qat_batch and int8_qat_lr must be positive, int8_qat_power >= 1")
         return r
@@ -174,6 +195,23 @@ def _qdq_input_params(qdq: Any, node_name: str) -> tuple[float, int, str]:
     return scale, int(zp_arr), "u8" if zp_arr.dtype == np.uint8 else "s8"
 
 
+def _input_quantizer(qdq: Any, la: Any) -> tuple[np.ndarray, np.ndarray, str]:
+    """The input quantizer of repaired layer ``la`` in the QDQ graph: one scale and zero point, or for a conv split
+    into activation groups one per input channel (each channel gets its group's, read from the group conv)."""
+    if la.groups is None:
+        scale, zp, kind = _qdq_input_params(qdq, la.node)
+        return np.array([scale]), np.array([zp]), kind
+    n_in = sum(len(g) for g in la.groups)
+    scales, zps, kinds = np.zeros(n_in), np.zeros(n_in, np.int64), set()
+    for k, g in enumerate(la.groups):
+        scale, zp, kind = _qdq_input_params(qdq, group_node(la.node, k))
+        scales[g], zps[g] = scale, zp
+        kinds.add(kind)
+    if len(kinds) != 1:
+        raise KatadeployError(f"QAT: the activation groups of {la.node} mix u8 and s8 quantizers")
+    return scales, zps, kinds.pop()
+
+
 def _fold_factor(w_onnx_rows: np.ndarray, w_torch_rows: np.ndarray, node: str) -> np.ndarray:
     """Per output channel ``c`` with ``w_onnx = c * w_torch`` (the folded BatchNorm scale); an error if the
     weights are not proportional, i.e. the node does not belong to that module."""
@@ -196,26 +234,53 @@ def _fake_layer_class() -> type:
     from torch import nn
 
     class FakeQuantLayer(nn.Module):
-        """``base`` (Conv2d or Linear) with its input smoothed + fake-quantized and its weight on the INT8 grid."""
+        """``base`` (Conv2d or Linear) with its input smoothed + fake-quantized and its weight on the INT8 grid.
 
-        def __init__(self, base: Any, u0: np.ndarray, w_scale: np.ndarray, inv_s: np.ndarray, a_scale: float,
-                     a_zp: int, a_type: str):  # fmt: skip
+        ``w_scale`` has the weight's shape (one scale per output channel, or per output channel and input-channel
+        group for grouped convs). ``a_scale``/``a_zp`` are one value (one range per input) or one per input channel
+        (each channel carries its activation group's range: the QDQ graph quantizes each group with its own scale
+        and zero point, and quantization is elementwise, so per-channel fake-quant is the same arithmetic).
+        ``b0`` is a fixed output offset and ``train_bias`` adds a trainable one (both in the torch module's units,
+        before its BatchNorm): the repair's bias minus the float graph's, unfolded."""
+
+        def __init__(self, base: Any, u0: np.ndarray, w_scale: np.ndarray, inv_s: np.ndarray, a_scale: np.ndarray,
+                     a_zp: np.ndarray, a_type: str, train_bias: bool = False,
+                     b0: np.ndarray | None = None):  # fmt: skip
             super().__init__()
             self.is_conv = isinstance(base, nn.Conv2d)
             self.base = base
             for p in base.parameters():
                 p.requires_grad_(False)
-            shape = (-1, 1, 1, 1) if self.is_conv else (-1, 1)
             self.u = nn.Parameter(torch.from_numpy(u0.astype(np.float32)).reshape(base.weight.shape))
-            self.register_buffer("w_scale", torch.from_numpy(w_scale.astype(np.float32)).reshape(shape))
+            self.register_buffer("w_scale", torch.from_numpy(w_scale.astype(np.float32)).reshape(base.weight.shape))
             in_shape = (1, -1, 1, 1) if self.is_conv else (-1,)
             self.register_buffer("inv_s", torch.from_numpy(inv_s.astype(np.float32)).reshape(in_shape))
-            self.a_scale, self.a_zp = a_scale, a_zp
+            a_scale, a_zp = np.atleast_1d(a_scale), np.atleast_1d(a_zp)
+            self.per_channel = a_scale.size > 1
+            self.a_scale, self.a_zp = float(a_scale[0]), int(a_zp[0])
+            self.register_buffer("a_scales", torch.from_numpy(a_scale.astype(np.float32)))
+            self.register_buffer("a_zps", torch.from_numpy(a_zp.astype(np.int32)))
             self.qmin, self.qmax = (0, 255) if a_type == "u8" else (-128, 127)
             # the activation scale in log space; trained (LSQ's gradient) when its requires_grad is switched on
-            self.log_a_scale = nn.Parameter(torch.tensor([math.log(a_scale)], dtype=torch.float32),
+            self.log_a_scale = nn.Parameter(torch.tensor([math.log(self.a_scale)], dtype=torch.float32),
                                             requires_grad=False)  # fmt: skip
-            self.register_buffer("zp_t", torch.tensor([float(a_zp)]))
+            self.register_buffer("zp_t", torch.tensor([float(self.a_zp)]))
+            # the trainable offset in units of the output's rounding noise (one weight step x one input step x
+            # sqrt(fan-in)), so one learning rate fits every layer
+            fan_in = int(np.prod(base.weight.shape[1:]))
+            unit = w_scale.reshape(w_scale.shape[0], -1).mean(axis=1) * float(a_scale.mean()) * math.sqrt(fan_in)
+            self.register_buffer("bias_unit", torch.from_numpy(unit.astype(np.float32)))
+            self.db = nn.Parameter(torch.zeros(base.weight.shape[0]), requires_grad=train_bias)
+            b0 = np.zeros(base.weight.shape[0]) if b0 is None else b0
+            self.register_buffer("b0", torch.from_numpy(b0.astype(np.float32)))
+            self.offset = train_bias or bool(np.any(b0 != 0))
+
+        def bias_offset(self) -> Any:
+            """The trained output offset, in the torch module's units (zero when the bias does not train)."""
+            return self.db * self.bias_unit
+
+        def _offset(self, y: Any, shape: tuple[int, ...]) -> Any:
+            return y + (self.b0 + self.bias_offset()).view(shape) if self.offset else y
 
         def activation_scale(self) -> float:
             return float(torch.exp(self.log_a_scale.detach())[0])
@@ -227,7 +292,10 @@ def _fake_layer_class() -> type:
 
         def forward(self, x: Any) -> Any:
             xs = x * self.inv_s
-            if self.log_a_scale.requires_grad:
+            if self.per_channel:
+                xq = torch.fake_quantize_per_channel_affine(xs, self.a_scales, self.a_zps, 1 if self.is_conv else
+                                                            xs.ndim - 1, self.qmin, self.qmax)  # fmt: skip
+            elif self.log_a_scale.requires_grad:
                 xq = torch._fake_quantize_learnable_per_tensor_affine(
                     xs, torch.exp(self.log_a_scale), self.zp_t, self.qmin, self.qmax, 1.0
                 )
@@ -235,8 +303,10 @@ def _fake_layer_class() -> type:
                 xq = torch.fake_quantize_per_tensor_affine(xs, self.a_scale, self.a_zp, self.qmin, self.qmax)
             if self.is_conv:
                 b = self.base
-                return F.conv2d(xq, self.weight(), None, b.stride, b.padding, b.dilation, b.groups)
-            return F.linear(xq, self.weight(), self.base.bias)
+                y = F.conv2d(xq, self.weight(), None, b.stride, b.padding, b.dilation, b.groups)
+                return self._offset(y, (1, -1, 1, 1))
+            y = F.linear(xq, self.weight(), self.base.bias)
+            return self._offset(y, (-1,))
 
     return FakeQuantLayer
 
@@ -249,8 +319,8 @@ class _Mapped:
     w_scale_t: np.ndarray  # the student's weight scale (w_scale / |c|)
 
 
-def _student(model: ModelDesc, repair: Repair, qdq: Any, pre_weights: dict[str, np.ndarray], exact: bool,
-             start: str = "int") -> Any:  # fmt: skip
+def _student(model: ModelDesc, repair: Repair, qdq: Any, pre_weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
+             exact: bool, start: str = "int", train_bias: bool = False) -> Any:  # fmt: skip
     import torch
 
     from katadeploy.export.graph import ExportNet
@@ -273,26 +343,39 @@ def _student(model: ModelDesc, repair: Repair, qdq: Any, pre_weights: dict[str, 
             )
         kind = la.kind
         w_t = base.weight.detach().numpy()
-        c = _fold_factor(rows(pre_weights[la.node], kind), w_t.reshape(w_t.shape[0], -1), la.node)
+        pre_w, pre_b = pre_weights[la.node]
+        c = _fold_factor(rows(pre_w, kind), w_t.reshape(w_t.shape[0], -1), la.node)
         assert la.w_scale is not None
-        ws_t = la.w_scale.astype(np.float64) / np.abs(c)
+        ws_t = column_scales(la, la.w_scale).astype(np.float64) / np.abs(c)[:, None]
         init = la.u if start == "pre" and la.u is not None else la.q.astype(np.float32)  # both round to la.q
         u0 = rows(init, kind) * np.sign(c)[:, None]
-        a_scale, a_zp, a_type = _qdq_input_params(qdq, la.node)
-        module = fake(base, u0.reshape(w_t.shape), ws_t, 1.0 / la.s, a_scale, a_zp, a_type)
+        a_scale, a_zp, a_type = _input_quantizer(qdq, la)
+        # the repair's bias may differ from the float graph's (bias correction, trained biases): the difference,
+        # unfolded to the torch module's units, is a fixed output offset of the student
+        b0 = None if la.bias is None or pre_b is None else (la.bias - pre_b) / c
+        module = fake(base, u0.reshape(w_t.shape), ws_t.reshape(w_t.shape), 1.0 / la.s, a_scale, a_zp, a_type,
+                      train_bias and la.bias is not None, b0)  # fmt: skip
         parent_path, _, attr = path.rpartition(".")
         setattr(net.get_submodule(parent_path) if parent_path else net, attr, module)
         mapped.append(_Mapped(la, module, c, ws_t))
     return net, mapped
 
 
-def _pre_weights(repair: Repair, pre_proto: Any) -> dict[str, np.ndarray]:
+def _pre_weights(repair: Repair, pre_proto: Any) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Each repaired node's weight and bias (None without one) in the pre-processed float graph."""
     from onnx import numpy_helper
 
     by_node = {n.name: n for n in pre_proto.graph.node}
     inits = {i.name: i for i in pre_proto.graph.initializer}
+
+    def bias(node: Any) -> np.ndarray | None:
+        name = node.input[2] if len(node.input) > 2 else ""
+        return numpy_helper.to_array(inits[name]).astype(np.float64) if name in inits else None
+
     out = {
-        la.node: numpy_helper.to_array(inits[by_node[la.node].input[1]]) for la in repair.layers if la.node in by_node
+        la.node: (numpy_helper.to_array(inits[by_node[la.node].input[1]]), bias(by_node[la.node]))
+        for la in repair.layers
+        if la.node in by_node
     }
     missing = [la.node for la in repair.layers if la.node not in out]
     if missing:
@@ -409,12 +492,15 @@ def train(
     """Distillation QAT of ``repair``'s INT8 weights on ``positions``; writes the trained integers (and their float
     values) back into ``repair`` (see the module contract)."""
     import torch
-    from onnx import numpy_helper
 
     from katadeploy.export.graph import ExportNet
 
     t0 = time.perf_counter()
-    student, mapped = _student(model, repair, qdq, _pre_weights(repair, pre_proto), exact, recipe.start)
+    if recipe.range_lr > 0 and repair.grouped:
+        raise KatadeployError("int8_qat_range_lr needs int8_act_groups=1 (trained ranges of activation groups are "
+                              "not built)")  # fmt: skip
+    student, mapped = _student(model, repair, qdq, _pre_weights(repair, pre_proto), exact, recipe.start,
+                               recipe.bias_lr > 0)  # fmt: skip
     teacher = ExportNet(model, exact=exact).eval()
     groups = _crop_groups(positions.spatial)
     if not groups:
@@ -439,6 +525,9 @@ def train(
         for m in mapped:
             m.module.log_a_scale.requires_grad_(True)
         groups_.append({"params": [m.module.log_a_scale for m in mapped], "lr": recipe.range_lr})
+    biases = [m.module.db for m in mapped if m.module.db.requires_grad]
+    if biases:
+        groups_.append({"params": biases, "lr": recipe.bias_lr})
     opt = torch.optim.Adam(groups_)
     warm = max(1, recipe.steps // 10)  # linear warm-up, then cosine decay: Adam's first steps move every weight
 
@@ -479,14 +568,39 @@ def train(
         shape = la.q.shape
         la.q = from_rows(q_rows, shape, la.kind)
         la.u = from_rows(latent.clip(-127.49, 127.49).astype(np.float32), shape, la.kind)  # rounds to la.q
-        assert la.w_scale is not None
-        deq = from_rows(q_rows.astype(np.float32) * la.w_scale[:, None], shape, la.kind).astype(np.float32)
-        if la.weight in new_inits:
-            new_inits[la.weight].CopyFrom(numpy_helper.from_array(deq, la.weight))
+        _put_float_weights(new_inits, la)
+        if m.module.db.requires_grad and la.bias is not None:  # torch units before the BatchNorm -> folded ONNX
+            la.bias = la.bias + m.c * m.module.bias_offset().detach().numpy().astype(np.float64)
+            _put_float_bias(new_inits, la)
         if recipe.range_lr > 0:
             la.a_scale = m.module.activation_scale()
     return QatResult(recipe, len(mapped), len(positions), first, curve[-1] if curve else math.nan,
                      time.perf_counter() - t0, curve=curve)  # fmt: skip
+
+
+def _put_float_weights(inits: dict[str, Any], la: Any) -> None:
+    """Write ``la``'s INT8 weights, dequantized, into the smoothed float graph's initializers (the per-group ones of
+    a grouped conv), so the float graph and the fallback's float layers see the trained weights."""
+    from onnx import numpy_helper
+
+    assert la.q is not None and la.w_scale is not None
+    deq = from_rows(rows(la.q.astype(np.float32), la.kind) * column_scales(la, la.w_scale), la.q.shape, la.kind)
+    deq = deq.astype(np.float32)
+    parts = [(la.weight, deq)] if la.groups is None else [
+        (f"{la.weight}{GROUP_SEP}{k}", np.ascontiguousarray(deq[:, g])) for k, g in enumerate(la.groups)
+    ]  # fmt: skip
+    for name, value in parts:
+        if name in inits:
+            inits[name].CopyFrom(numpy_helper.from_array(value, name))
+
+
+def _put_float_bias(inits: dict[str, Any], la: Any) -> None:
+    """Write ``la``'s (trained) float bias into the smoothed float graph (``apply_weights`` writes the INT32 one)."""
+    from onnx import numpy_helper
+
+    name = bias_name(la.node)
+    if name in inits and la.bias is not None:
+        inits[name].CopyFrom(numpy_helper.from_array(la.bias.astype(np.float32), name))
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -496,10 +610,12 @@ def cache_key(model_sha256: str, recipe: Recipe, repair: Repair, extra: dict[str
     h.update(json.dumps({"net": model_sha256, "recipe": recipe.as_dict(), **extra}, sort_keys=True).encode())
     for la in repair.layers:
         h.update(la.node.encode())
-        for a in (la.q, la.w_scale, la.s):
+        for a in (la.q, la.w_scale, la.s, la.bias):
             if a is not None:
                 h.update(np.ascontiguousarray(a).tobytes())
         h.update(repr(la.range).encode())
+        if la.groups is not None:
+            h.update(repr((la.group_ranges, [g.tolist() for g in la.groups])).encode())
     return h.hexdigest()
 
 
@@ -514,6 +630,7 @@ def save_cached(path: Path, repair: Repair, result: QatResult) -> None:
 
     arrays = {f"q{i}": la.q for i, la in enumerate(repair.layers)}
     arrays.update({f"a{i}": np.array(la.a_scale, np.float64) for i, la in enumerate(repair.layers) if la.a_scale})
+    arrays.update({f"b{i}": la.bias.astype(np.float64) for i, la in enumerate(repair.layers) if la.bias is not None})
     arrays["summary"] = np.frombuffer(json.dumps(result.summary()).encode(), dtype=np.uint8)
     arrays["nodes"] = np.frombuffer(json.dumps([la.node for la in repair.layers]).encode(), dtype=np.uint8)
     with staged(path) as tmp, open(tmp, "wb") as f:
@@ -523,7 +640,6 @@ def save_cached(path: Path, repair: Repair, result: QatResult) -> None:
 def load_cached(path: Path, repair: Repair) -> dict[str, Any] | None:
     """Apply cached trained integers to ``repair`` (and its float graph); returns the cached summary, or None
     when there is no usable cache entry (missing, unreadable, or for other nodes)."""
-    from onnx import numpy_helper
 
     if not path.is_file():
         return None
@@ -534,19 +650,22 @@ def load_cached(path: Path, repair: Repair) -> dict[str, Any] | None:
                 return None
             qs = [z[f"q{i}"] for i in range(len(nodes))]
             scales = [float(z[f"a{i}"]) if f"a{i}" in z.files else None for i in range(len(nodes))]
+            biases = [z[f"b{i}"] if f"b{i}" in z.files else None for i in range(len(nodes))]
             summary = json.loads(bytes(z["summary"]).decode())
     except (OSError, ValueError, KeyError):
         return None
     if any(q.shape != la.q.shape or q.dtype != np.int8 for q, la in zip(qs, repair.layers)):
         return None
+    if any((b is None) != (la.bias is None) or (b is not None and b.shape != la.bias.shape)
+           for b, la in zip(biases, repair.layers)):  # fmt: skip
+        return None
     inits = {i.name: i for i in repair.proto.graph.initializer}
-    for q, a, la in zip(qs, scales, repair.layers):
+    for q, a, b, la in zip(qs, scales, biases, repair.layers):
         la.q, la.a_scale, la.u = q, a, None
-        assert la.w_scale is not None
-        wr = rows(q.astype(np.float32), la.kind) * la.w_scale[:, None]
-        if la.weight in inits:
-            inits[la.weight].CopyFrom(numpy_helper.from_array(from_rows(wr, q.shape, la.kind).astype(np.float32),
-                                                              la.weight))  # fmt: skip
+        if b is not None:
+            la.bias = b.astype(np.float64)
+            _put_float_bias(inits, la)
+        _put_float_weights(inits, la)
     return summary
 
 

@@ -130,6 +130,11 @@ def group_columns(groups: Sequence[np.ndarray], kk: int) -> list[np.ndarray]:
     return [(np.asarray(g)[:, None] * kk + np.arange(kk)[None, :]).ravel() for g in groups]
 
 
+def bias_name(node: str) -> str:
+    """The float bias initializer of a repaired node in :attr:`Repair.proto`."""
+    return f"{node}__bias"
+
+
 def layer_of(name: str) -> str:
     """The layer a node of a repaired graph belongs to: its per-group convolutions map back to the original node."""
     return name.split(GROUP_SEP, 1)[0]
@@ -483,7 +488,7 @@ def plan_repair(
             f_sum, q_sum, count = col_sums[la.node]
             if bias_correction and la.kind == "conv" and count:
                 # E[y_q - y] per output channel (exact: the conv is linear in its columns), removed via the bias
-                wq = rows(la.q.astype(np.float64), la.kind) * _column_scales(la, scale).astype(np.float64)
+                wq = rows(la.q.astype(np.float64), la.kind) * column_scales(la, scale).astype(np.float64)
                 shift = (wq @ (q_sum / count)) - (rows(ws.astype(np.float64), la.kind) @ (f_sum / count))
                 la.bias = (la.bias if la.bias is not None else 0.0) - shift
                 la.bias_corrected = True
@@ -512,7 +517,7 @@ def plan_repair(
         node.input[0] = la.smoothed
         node.input[1] = w_name
         if la.bias is not None:
-            b_name = f"{la.node}__bias"
+            b_name = bias_name(la.node)
             extra_inits.append(numpy_helper.from_array(la.bias.astype(np.float32), b_name))
             if len(node.input) > 2:
                 node.input[2] = b_name
@@ -561,7 +566,7 @@ def _quantized_input(xs: np.ndarray, la: Layer, activations: str) -> np.ndarray:
     return out
 
 
-def _column_scales(la: Layer, scale: np.ndarray) -> np.ndarray:
+def column_scales(la: Layer, scale: np.ndarray) -> np.ndarray:
     """Per GEMM row and column, the weight scale GPTQ rounded with (``scale`` is per row, or per row and group)."""
     assert la.q is not None
     r = rows(la.q, la.kind)
@@ -678,6 +683,8 @@ __all__ = [
     "Layer",
     "Repair",
     "apply_weights",
+    "bias_name",
+    "column_scales",
     "fake_quant",
     "find_layers",
     "from_rows",

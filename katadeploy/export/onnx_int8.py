@@ -39,7 +39,7 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   listed in ``options["int8_methods"]`` too.
 - QAT (``options["int8_qat"]``: ``auto``, the default, reuses cached weights; ``on`` trains; ``off``): distillation
   quantization-aware training of the ``smooth-gptq`` INT8 weights (:mod:`katadeploy.export.int8_qat`, recipe options
-  ``int8_qat_steps/batch/lr/power/range_lr/positions``), cached per net sha256 and recipe, so ``katadeploy qat``
+  ``int8_qat_steps/batch/lr/power/range_lr/bias_lr/positions``), cached per net sha256 and recipe, so ``katadeploy qat``
   trains once and ``export`` reuses it. The trained weights replace GPTQ's only when they score better on the
   validation split; ``details["int8"]["repair"]["qat"]`` records both scores and whether they were used.
 - ``quantization["onnxruntime_cpu"]`` (:func:`onnxruntime_cpu`): the share of MACs onnxruntime's CPU provider
@@ -480,10 +480,6 @@ def _qat(
     mode = _qat_mode(req)
     if mode == "off":
         return None
-    if repair.grouped:  # QAT trains one input scale per layer; grouped inputs have one per channel group
-        if mode == "on":
-            raise KatadeployError("int8_qat=on needs int8_act_groups=1 (QAT of grouped activations is not built)")
-        return None
     recipe = int8_qat.Recipe.from_options(req.options)
     n_pos = int(req.options.get("int8_qat_positions", int8_qat.DEFAULT_POSITIONS))
     source = str(req.calib_path or "the calibration data")
@@ -493,7 +489,7 @@ def _qat(
     path = int8_qat.cache_path(req.model.name, key)
     if mode == "auto" and not path.exists():
         return None
-    gptq_state = [(la.q, la.w_scale, la.a_scale) for la in repair.layers]
+    gptq_state = [(la.q, la.w_scale, la.a_scale, la.bias) for la in repair.layers]
     gptq_proto = copy.deepcopy(repair.proto)
     qdq = onnx.load(str(out))
     summary = int8_qat.load_cached(path, repair)
@@ -519,8 +515,8 @@ def _qat(
         trial.replace(out)
         req.log(f"int8: QAT: loss {loss:.4f} on the validation split (smooth-gptq {gptq_loss:.4f}) <- used")
         return record, float(loss), metrics
-    for la, (q, ws, a) in zip(repair.layers, gptq_state):
-        la.q, la.w_scale, la.a_scale = q, ws, a
+    for la, (q, ws, a, b) in zip(repair.layers, gptq_state):
+        la.q, la.w_scale, la.a_scale, la.bias = q, ws, a, b
     repair.proto.CopyFrom(gptq_proto)
     req.log(f"int8: QAT: loss {loss:.4f} on the validation split is no better than smooth-gptq's "
             f"{gptq_loss:.4f}; kept the GPTQ weights")  # fmt: skip

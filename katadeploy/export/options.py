@@ -27,7 +27,7 @@ OPTION_KEYS = frozenset({
     "int8_group_floor", "int8_group_margin",
     "int8_min_fraction", "int8_fallback_layers", "int8_margin",
     "int8_qat", "int8_qat_steps", "int8_qat_batch", "int8_qat_lr", "int8_qat_seed", "int8_qat_power",
-    "int8_qat_range_lr", "int8_qat_start", "int8_qat_positions",
+    "int8_qat_range_lr", "int8_qat_start", "int8_qat_positions", "int8_qat_bias_lr",
     # openvino-int8 / tflite-int8 / tensorrt
     "int8_source", "int8_blocks", "recipes", "rank_positions", "extreme_first", "calibration_mode", "mish",
     "max_batch", "compute_capability", "engine_cache", "rebuild", "verbose", "bf16_check",

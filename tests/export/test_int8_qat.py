@@ -29,7 +29,7 @@ from tests.export.artifacts import RESNET
 pytest.importorskip("onnxruntime")
 
 TINY = {"calib_positions": 32, "val_positions": 16, "mixed_precision": False, "int8_qat_steps": 12,
-        "int8_qat_batch": 4, "int8_qat_positions": 48, "int8_act_groups": 1}  # fmt: skip  # QAT: one scale per input
+        "int8_qat_batch": 4, "int8_qat_positions": 48, "int8_act_groups": 1}  # fmt: skip  # per tensor: the fast path
 
 
 def test_module_path_is_the_node_scope():
@@ -74,9 +74,10 @@ def test_distill_loss_is_zero_for_the_teacher_and_grows_with_the_error():
     assert p4 > mean > 0
 
 
-@pytest.fixture(scope="module")
-def repaired(tmp_path_factory):
-    """The smooth-gptq pipeline of onnx_int8 on g170-b6c96 (its own functions), small calibration."""
+@pytest.fixture(scope="module", params=[1, 16], ids=["per-tensor", "16-groups"])
+def repaired(tmp_path_factory, request):
+    """The smooth-gptq pipeline of onnx_int8 on g170-b6c96 (its own functions), small calibration: one u8 range per
+    conv input, and 16 activation groups per conv input (onnx-int8's default, with its floor and margin)."""
     import onnx
     import onnxruntime.quantization as q
 
@@ -103,7 +104,10 @@ def repaired(tmp_path_factory):
     reader = k8._reader_class()(calib)
     collector = k8.collect_ranges(pre, tensors, reader, ("minmax",), False)
     out = tmp / "q.onnx"
-    _, _, repair = k8._repaired(req, pre, quantize, reader, collector, tmp, out, False, "u8")
+    groups = request.param
+    extra = {} if groups == 1 else {"group_floor": 0.5, "group_margin": 1.15}
+    _, _, repair = k8._repaired(req, pre, quantize, reader, collector, tmp, out, False, "u8", groups, **extra)
+    assert repair.grouped == (groups > 1)
     return model, repair, onnx.load(str(out)), pre, calib
 
 
@@ -112,6 +116,33 @@ def test_student_computes_what_the_qdq_graph_computes(repaired):
     # measured 0.33 (2026-12-03): what is left are INT8 codes that a last-bit float difference rounds the other
     # way (~1% of codes by the last block); the FP32 net is 1.0 by definition
     assert Q.simulation_error(model, repair, qdq, pre, calib) < 0.5
+
+
+def test_trained_weights_and_biases_are_what_the_qdq_graph_then_computes(repaired):
+    """After a few steps of QAT with trained biases, the integers and biases written back (``apply_weights``) make a
+    QDQ graph that the trained student still computes: what was optimised is what gets written."""
+    import copy
+
+    from katadeploy.export import int8_repair
+
+    model, repair, qdq, pre, calib = repaired
+    saved = [(la.q, la.u, la.bias) for la in repair.layers]
+    proto = copy.deepcopy(repair.proto)
+    try:
+        recipe = Q.Recipe(steps=6, batch=4, lr=0.5, bias_lr=0.5)  # large steps: the weights and biases must move
+        result = Q.train(model, repair, qdq, pre, calib, recipe)
+        assert result.layers == 14
+        moved = sum(int((la.q != q0).sum()) for la, (q0, _, _) in zip(repair.layers, saved))
+        biased = [la for la, (_, _, b0) in zip(repair.layers, saved) if b0 is not None]
+        assert moved > 0 and biased
+        assert any(not np.allclose(la.bias, b0) for la, (_, _, b0) in zip(repair.layers, saved) if b0 is not None)
+        trained = copy.deepcopy(qdq)
+        int8_repair.apply_weights(trained, repair)
+        assert Q.simulation_error(model, repair, trained, pre, calib) < 0.5
+    finally:
+        for la, (q, u, b) in zip(repair.layers, saved):
+            la.q, la.u, la.bias = q, u, b
+        repair.proto.CopyFrom(proto)
 
 
 def test_student_without_smoothing_is_not_the_qdq_graph(repaired):
