@@ -29,15 +29,18 @@ What is simulated, and why it is exact
 - Biases (``bias_lr`` > 0, option ``int8_qat_bias_lr``): the layers that have one in the folded graph (the convs a
   BatchNorm follows) also train an output offset, in units of that output's rounding noise (one weight step x one
   input step x sqrt(fan-in)); it is folded into the bias that ``apply_weights`` writes as INT32. The student also
-  carries any bias the repair already changed (``int8_bias_correction``) as a fixed offset. Weights are trained in grid units ``U`` (``W = w_scale_t * clamp(round(U))``) with a
-  straight-through estimator; training starts at the GPTQ integers, so step 0 is the ``smooth-gptq`` artifact
-  (``start="pre"`` starts at GPTQ's pre-rounding values instead, which round to the same integers; on g170e-b15c192
-  the loss then rose from 1.8 to 164 within 100 steps, as weights next to a boundary flip at the first step).
+  carries any bias the repair already changed (``int8_bias_correction``) as a fixed offset.
+- Weights are trained in grid units ``U`` (``W = w_scale_t * clamp(round(U))``) with a straight-through estimator;
+  training starts at the GPTQ integers, so step 0 is the ``smooth-gptq`` artifact (``start="pre"`` starts at GPTQ's
+  pre-rounding values instead, which round to the same integers; on g170e-b15c192 the loss then rose from 1.8 to 164
+  within 100 steps, as weights next to a boundary flip at the first step).
 - Measured (2026-12-03, validation split, worst KataGo limit ratio): g170-b6c96 with 64 calibration positions
   3.52x (GPTQ) -> 3.40x (default recipe), 3.29x (600 steps of 32); g170e-b15c192 see the closing note. The
-  training loss is spiky: each flip is a discrete jump the straight-through gradient does not see.
-- Only the quantized layers' weights train; norms, heads and the float layers stay as they are (they are buffers
-  or frozen), so nothing outside the patched INT8 weights changes in the exported graph.
+  training loss is spiky: each flip is a discrete jump the straight-through gradient does not see. On g170e-b15c192
+  with 16 groups (2026-12-07, 300 steps of 16) every variant made the validation split worse or changed nothing
+  (scripts/reports/int8/groups/README.md, session 31), so the exporter kept GPTQ's weights.
+- Only the quantized layers' weights (and, with ``bias_lr``, biases) train; norms, heads and the float layers stay
+  as they are (they are buffers or frozen), so nothing outside the patched INT8 layers changes in the exported graph.
 - The teacher is the same net in FP32 (no fake-quant), evaluated once per position.
 - Loss (per position, each term scaled by a KataGo FP16 limit so that 1 means "at the limit"): policy KL over the
   legal moves / 0.002 (p99 limit), value (win/loss/no-result) KL / 0.001, squared score-mean and lead error in
