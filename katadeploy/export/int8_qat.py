@@ -69,12 +69,12 @@ import numpy as np
 
 from katadeploy.errors import KatadeployError
 from katadeploy.export.int8_repair import (
-    GROUP_SEP,
     Repair,
     bias_name,
     column_scales,
     from_rows,
     group_node,
+    group_weight,
     rows,
 )
 from katadeploy.model.desc import ModelDesc
@@ -590,7 +590,7 @@ def _put_float_weights(inits: dict[str, Any], la: Any) -> None:
     deq = from_rows(rows(la.q.astype(np.float32), la.kind) * column_scales(la, la.w_scale), la.q.shape, la.kind)
     deq = deq.astype(np.float32)
     parts = [(la.weight, deq)] if la.groups is None else [
-        (f"{la.weight}{GROUP_SEP}{k}", np.ascontiguousarray(deq[:, g])) for k, g in enumerate(la.groups)
+        (group_weight(la, k), np.ascontiguousarray(deq[:, g])) for k, g in enumerate(la.groups)
     ]  # fmt: skip
     for name, value in parts:
         if name in inits:

@@ -582,6 +582,11 @@ def _group_input(la: Layer, k: int) -> str:
     return f"{la.smoothed}{GROUP_SEP}{k}"
 
 
+def group_weight(la: Layer, k: int) -> str:
+    """The float weight initializer of group ``k``'s conv of grouped layer ``la`` in :attr:`Repair.proto`."""
+    return f"{la.weight}{GROUP_SEP}{k}"
+
+
 def _split_groups(node: Any, la: Layer, extra_inits: list[Any]) -> list[Any]:
     """The nodes that replace conv ``node`` (already smoothed: input ``x/s``, weight ``W*s``): per channel group a
     ``Gather`` of its channels and a ``Conv`` with those weight columns (the bias on group 0), then a ``Sum`` into
@@ -594,7 +599,7 @@ def _split_groups(node: Any, la: Layer, extra_inits: list[Any]) -> list[Any]:
     out: list[Any] = []
     partial = []
     for k, g in enumerate(la.groups):
-        idx, wk = f"{_group_input(la, k)}__idx", f"{node.input[1]}{GROUP_SEP}{k}"
+        idx, wk = f"{_group_input(la, k)}__idx", group_weight(la, k)
         extra_inits.append(numpy_helper.from_array(g.astype(np.int64), idx))
         extra_inits.append(numpy_helper.from_array(np.ascontiguousarray(ws[:, g]), wk))
         out.append(
@@ -679,6 +684,7 @@ __all__ = [
     "GROUP_SEP",
     "group_columns",
     "group_node",
+    "group_weight",
     "layer_of",
     "Layer",
     "Repair",
