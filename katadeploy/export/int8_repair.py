@@ -465,15 +465,17 @@ def plan_repair(
             s = la.s.reshape(1, -1, 1, 1) if la.kind == "conv" else la.s
             assert la.range is not None
             xs = (x / s).astype(np.float32)
-            cols = _cols(_quantized_input(xs, la, activations), la).astype(np.float64)
-            h = cols @ cols.T
+            # one chunk's product in float32 (3.4x faster than float64 on a Zen 4 with AVX-512, relative error
+            # ~3e-7 for 32 positions of 19x19 im2col columns), the sum over chunks in float64
+            cols = np.ascontiguousarray(_cols(_quantized_input(xs, la, activations), la), dtype=np.float32)
+            h = (cols @ cols.T).astype(np.float64)
             hess[la.node] = h if la.node not in hess else hess[la.node] + h
             if bias_correction and la.kind == "conv":
-                fcols = _cols(xs, la).astype(np.float64)
+                fcols = _cols(xs, la)
                 live = np.abs(fcols).sum(axis=0) > 0  # outputs whose receptive field touches the board
                 acc = col_sums[la.node]
-                acc[0] = acc[0] + fcols[:, live].sum(axis=1)
-                acc[1] = acc[1] + cols[:, live].sum(axis=1)
+                acc[0] = acc[0] + fcols[:, live].sum(axis=1, dtype=np.float64)
+                acc[1] = acc[1] + cols[:, live].sum(axis=1, dtype=np.float64)
                 acc[2] += int(live.sum())
     with Progress(len(layers), "int8 repair: GPTQ", quiet=not progress) as bar:
         for la in layers:

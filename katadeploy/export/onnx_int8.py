@@ -53,8 +53,9 @@ Contract: :func:`quantize_int8` ``(req, proto, path)`` turns the folded FP32 gra
   the score is the worst of the whole split's and each board size's own statistics, so 19x19 must pass by itself.
 - Per-layer fallback (``options["mixed_precision"]``, default on; ``export --no-int8-fallback`` turns it off):
   when the chosen graph misses the limits on the validation split, :func:`katadeploy.export.int8_fallback
-  .accuracy_fallback` returns single layers to float, ranked by the same score, until it passes (with
-  ``options["int8_margin"]`` < 1: until its worst ratio is at most that), at most
+  .accuracy_fallback` returns single layers to float, ranked by the same score (``options["int8_fallback_rank"]
+  =energy``: by the error energy each removes per float MAC), until it passes (with ``options["int8_margin"]`` < 1:
+  it runs and goes on until its worst ratio is at most that), at most
   ``options["int8_fallback_layers"]`` (12) layers, never below ``options["int8_min_fraction"]`` (0.8) of the MACs
   in int8. The per-method losses, the fallback's ranking and steps, and the winner are recorded; the winner is
   written even when it misses the limits (``passed`` says so, validation decides).
@@ -574,9 +575,23 @@ def _fallback(req: ExportRequest, qdq: Any, float_proto: Any, quantize: list[str
         qdq, float_proto, quantize, score, fraction,
         min_fraction=float(req.options.get("int8_min_fraction", int8_fallback.DEFAULT_MIN_FRACTION)),
         max_layers=int(req.options.get("int8_fallback_layers", int8_fallback.DEFAULT_MAX_LAYERS)),
-        margin=float(req.options.get("int8_margin", int8_fallback.DEFAULT_MARGIN)),
+        margin=_margin(req),
+        rank=str(req.options.get("int8_fallback_rank", int8_fallback.DEFAULT_RANK)),
         log=req.log, progress=req.progress,
     )  # fmt: skip
+
+
+def needs_fallback(chosen: dict[str, Any], margin: float) -> bool:
+    """Whether the chosen candidate's record (``passed``, ``worst.ratio``) calls for the fallback: it misses the
+    gate on the validation split, or passes with less headroom than ``margin`` (``int8_margin`` < 1) asks for."""
+    return not (chosen["passed"] and chosen["worst"]["ratio"] is not None and chosen["worst"]["ratio"] <= margin)
+
+
+def _margin(req: ExportRequest) -> float:
+    """``options["int8_margin"]``: the worst limit ratio the fallback goes on to (default 1: just passing)."""
+    from katadeploy.export.int8_fallback import DEFAULT_MARGIN
+
+    return float(req.options.get("int8_margin", DEFAULT_MARGIN))
 
 
 def _proto_score(req: ExportRequest, scorer: Any, trial: Path) -> Any:
@@ -757,7 +772,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
             )
         final = onnx.load(str(tmp / f"int8-{best}.onnx"))
         fallback = None
-        if not results[best]["passed"] and _mixed_precision(req):
+        if needs_fallback(results[best], _margin(req)) and _mixed_precision(req):
             float_proto = repair_proto if best == REPAIR else pre_proto
             fallback = _fallback(req, final, float_proto, quantize, scorer, tmp)
             final = fallback.proto

@@ -138,12 +138,15 @@ class Verdict:
 
 @dataclass
 class Metrics:
-    """Sorted absolute errors per metric (float64), their summaries and the top-1 agreement."""
+    """Sorted absolute errors per metric (float64), their summaries and the top-1 agreement. ``overall``: when these
+    are the statistics of a subset chosen as the worst (one board size, :meth:`~katadeploy.validate.scoring
+    .CandidateScorer.score`), the whole set's, which :func:`error_energy` reads."""
 
     n: int
     errors: dict[str, np.ndarray]
     top1: float
     stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    overall: Metrics | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name, err in self.errors.items():
@@ -298,6 +301,27 @@ def compare(
     for name, err in errors.items():
         errors[name] = np.where(np.isfinite(err), err, np.inf)  # NaN outputs must fail, not vanish in sorting
     return Metrics(n, errors, top1)
+
+
+def error_energy(metrics: Metrics, precision: str) -> float:
+    """A smooth, additive error budget: the sum over metrics of the mean squared error in units of its p99 limit
+    for ``precision`` (``mean((e / limit)^2)``), policy KL counted as ``mean(KL) / limit`` since KL is already
+    quadratic in the logit error. Every term is quadratic in small output errors, so the errors of independent
+    sources (the rounding noise of different layers) add in expectation: unlike the p99/max verdicts, which a
+    128-position split decides by one or two positions, this ranks layers by what they contribute on average
+    (``katadeploy.export.int8_fallback``, ``rank="energy"``). A term near 1 means a typical error near the p99
+    limit. inf for non-finite outputs. Read over the whole set (``metrics.overall`` when it is there), not a
+    worst subset, which changes from one graph to the next."""
+    metrics = metrics.overall or metrics
+    lim = limits_for(precision)
+    total = 0.0
+    for m in metrics.metrics:
+        err = metrics.errors[m]
+        if not np.all(np.isfinite(err)):
+            return math.inf
+        scaled = err / lim.limit(m, "p99")
+        total += float(np.mean(scaled)) if m == "policy_kl" else float(np.mean(scaled * scaled))
+    return total
 
 
 def selection_loss(metrics: Metrics, precision: str, comfort: float = COMFORT) -> float:

@@ -118,12 +118,16 @@ class CandidateScorer:
             sizes = np.unique(area)
             groups += [np.flatnonzero(area == a) for a in sizes] if len(sizes) > 1 else []
         worst: tuple[float, float, Metrics] | None = None
+        whole: Metrics | None = None
         for idx in groups:
             m = compare_on(self.vset, self.reference, raw, self.model, test_scale=scale, index=idx)
+            whole = whole or m  # groups[0] is the whole set
             key = (selection_loss(m, self.precision), m.worst(self.precision).ratio, m)
             if worst is None or key[:2] > worst[:2]:
                 worst = key
-        assert worst is not None
+        assert worst is not None and whole is not None
+        if worst[2] is not whole:
+            worst[2].overall = whole
         return worst[0], worst[2]
 
 

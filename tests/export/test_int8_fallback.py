@@ -68,8 +68,14 @@ def test_float_layers_rewires_to_the_float_tensors(graphs):
 
 
 class _Metrics:
-    def __init__(self, ratio):
+    """The gate's worst ratio, and an error energy (:func:`error_energy`) carried by one KL value per position."""
+
+    metrics = ("policy_kl",)
+    overall = None
+
+    def __init__(self, ratio, energy=None):
         self.ratio = ratio
+        self.errors = {"policy_kl": np.full(4, 0.002 * (ratio if energy is None else energy))}
 
     def worst(self, _precision):
         return SimpleNamespace(ratio=self.ratio, metric="policy_kl", stat="p99")
@@ -107,3 +113,48 @@ def test_search_ranks_by_the_score_and_stops_at_the_gate_or_the_floor(graphs):
     assert short.floated == ["c2", "c1"] and short.passed and short.ratio == pytest.approx(0.4)
     capped = F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, min_fraction=0.0, max_layers=0)
     assert capped.floated == [] and capped.ranking == [] and capped.proto is qdq
+
+
+def test_energy_search_takes_layers_by_energy_per_mac_skips_those_past_the_floor_and_keeps_the_last(graphs):
+    proto, qdq, _, _ = graphs
+    gain = {"c1": 0.3, "c2": 0.2, "mm": 1.0}  # each int8 layer's additive share of the error energy
+    macs = {"c1": 0.3, "c2": 0.1, "mm": 0.6}  # gain per MAC: c2 2.0, mm 1.67, c1 1.0
+
+    def int8_layers(p):
+        return [n for n in LAYERS if _dq_inputs(p, n)]
+
+    def score(p):
+        energy = 0.1 + sum(gain[n] for n in int8_layers(p))
+        # the gate's worst ratio is two positions: floating c1 alone happens to fix one outlier
+        ratio = 2 * energy - (1.0 if int8_layers(p) == ["c2", "mm"] else 0.0)
+        return max(0.0, ratio - 0.5), _Metrics(ratio, energy)
+
+    def fraction(p):
+        return sum(macs[n] for n in int8_layers(p))
+
+    gate = F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, min_fraction=0.0)
+    assert [x["layer"] for x in gate.ranking] == ["mm", "c1", "c2"]
+    r = F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, min_fraction=0.0, rank="energy")
+    assert [x["layer"] for x in r.ranking] == ["c2", "mm", "c1"]
+    assert [x["gain"] for x in r.ranking] == pytest.approx([0.2, 1.0, 0.3])  # each layer alone in int8
+    assert [x["int8_mac_fraction"] for x in r.ranking] == pytest.approx([0.1, 0.6, 0.3])
+    assert r.energy == pytest.approx({"all_int8": 1.6, "all_float": 0.1, "sum_alone": 1.5, "additivity": 1.0})
+    assert r.floated == ["c2", "mm"] and r.passed and r.ratio == pytest.approx(0.8) and r.rank == "energy"
+    # mm would leave 30% int8 MACs: skipped for the smaller c1; nothing passes, the last state is kept
+    floor = F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, min_fraction=0.5, rank="energy")
+    assert floor.floated == ["c2", "c1"] and not floor.passed and floor.int8_fraction == pytest.approx(0.6)
+    assert [s["floated"] for s in floor.steps] == [["c2"], ["c2", "c1"]]
+    assert floor.summary()["rank"] == "energy"
+    with pytest.raises(ValueError, match="int8_fallback_rank"):
+        F.accuracy_fallback(qdq, proto, LAYERS, score, fraction, rank="worst")
+
+
+def test_energy_search_never_floats_a_layer_without_energy_of_its_own(graphs):
+    proto, qdq, _, _ = graphs
+
+    def score(p):
+        energy = 1.0 + (0.5 if _dq_inputs(p, "c1") else 0.0)  # only c1 carries error; the others are noise-free
+        return energy, _Metrics(2 * energy, energy)
+
+    r = F.accuracy_fallback(qdq, proto, LAYERS, score, lambda p: 1.0, min_fraction=0.0, rank="energy")
+    assert r.floated == ["c1"] and not r.passed and r.ratio == pytest.approx(2.0)

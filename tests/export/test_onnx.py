@@ -374,3 +374,30 @@ def test_export_option_parsing():
 
     with pytest.raises(argparse.ArgumentTypeError):
         exporter_option("novalue")
+
+
+
+def test_a_margin_calls_the_fallback_on_a_graph_that_passes_without_headroom():
+    from katadeploy.export.onnx_int8 import needs_fallback
+
+    def record(passed, ratio):
+        return {"passed": passed, "worst": {"ratio": ratio}}
+
+    assert needs_fallback(record(False, 1.2), 1.0) and needs_fallback(record(False, None), 1.0)
+    assert not needs_fallback(record(True, 0.94), 1.0)
+    assert needs_fallback(record(True, 0.94), 0.5) and not needs_fallback(record(True, 0.4), 0.5)
+
+
+def test_the_energy_fallback_is_recorded_with_its_gains(out_dir):
+    """``int8_fallback_rank=energy`` end to end (plain PTQ on g170-b6c96, which misses the gate): the ranking holds
+    each layer's energy gain per float MAC, and the floor holds."""
+    path = artifact(out_dir, RESNET, "onnx-int8", mixed_precision=True, int8_fallback_rank="energy",
+                    int8_min_fraction=0.85)  # fmt: skip
+    m = read_manifest(path)
+    fb = m.details["int8"]["fallback"]
+    assert fb["rank"] == "energy" and fb["ranking"] and all("gain_per_mac" in r for r in fb["ranking"])
+    gains = [r["gain_per_mac"] for r in fb["ranking"]]
+    assert gains == sorted(gains, reverse=True)
+    assert fb["floated"] and fb["int8_mac_fraction"] >= 0.85
+    assert fb["steps"][-1]["energy"] < fb["before"]["energy"]
+    assert m.quantization["int8_mac_fraction"] == pytest.approx(fb["int8_mac_fraction"], abs=1e-3)

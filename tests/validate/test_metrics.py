@@ -13,7 +13,9 @@ from katadeploy.validate.metrics import (
     COMFORT,
     FP32_LIMITS,
     REDUCED_LIMITS,
+    Metrics,
     compare,
+    error_energy,
     katago_percentile,
     limits_for,
     selection_loss,
@@ -193,6 +195,21 @@ def test_verdicts_and_selection_loss_follow_the_worst_ratio(v8):
     assert failed == {("winrate", "p99")}  # 3% > 2% p99 limit, < 5% max limit
     assert selection_loss(big, "fp16") == pytest.approx(1.5 - COMFORT, abs=1e-4)
     assert selection_loss(big, "fp16") > selection_loss(mid, "fp16") > selection_loss(small, "fp16")
+
+
+def test_error_energy_is_the_mean_square_in_p99_limits_and_adds_over_independent_noise():
+    m = Metrics(2, {"policy_kl": np.array([0.001, 0.003]), "winrate": np.array([0.02, 0.0])}, 1.0)
+    # KL: mean 0.002 / 0.002 = 1 (linear: KL is already quadratic); winrate: mean((0.02/0.02)^2, 0) = 0.5
+    assert error_energy(m, "int8") == pytest.approx(1.5)
+    assert error_energy(m, "fp32") == pytest.approx(0.002 / 0.0006 + 0.5 * (0.02 / 0.0045) ** 2)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 0.01, 100_000), rng.normal(0, 0.005, 100_000)  # two independent error sources
+
+    def energy(err):
+        return error_energy(Metrics(err.size, {"winrate": np.abs(err)}, 1.0), "int8")
+
+    assert energy(a + b) == pytest.approx(energy(a) + energy(b), rel=0.02)
+    assert error_energy(Metrics(2, {"lead": np.array([0.1, np.inf])}, 1.0), "int8") == math.inf
 
 
 def test_non_finite_outputs_fail(v8):

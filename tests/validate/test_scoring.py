@@ -8,7 +8,7 @@ import pytest
 from katadeploy.model.format import load_model
 from katadeploy.runtime.base import RawBatch
 from katadeploy.runtime.torch_runtime import TorchEvaluator
-from katadeploy.validate.metrics import REDUCED_LIMITS, compare
+from katadeploy.validate.metrics import REDUCED_LIMITS, compare, error_energy
 from katadeploy.validate.positions import ValidationSet, evaluate, load_validation_set
 from katadeploy.validate.scoring import CandidateScorer
 from tests.conftest import small_net_path
@@ -65,6 +65,9 @@ def test_per_board_catches_errors_that_the_whole_sets_p99_forgives(tripled):
     loss_b, metrics_b = per_board.score(_Shifted(ref, rows, delta))
     assert metrics_b.n == int((area == 81).sum()) and not metrics_b.passed("int8")
     assert metrics_b.worst("int8").metric == "winrate" and loss_b > loss
+    # the error energy (the energy fallback's ranking) reads the whole set, not the worst board size
+    assert metrics_b.overall is not None and metrics_b.overall.n == len(vset)
+    assert error_energy(metrics_b, "int8") == pytest.approx(error_energy(metrics, "int8"))
     # the reference itself scores 0 either way
     assert per_board.score(_Shifted(ref, rows, 0.0))[0] == 0.0
 
