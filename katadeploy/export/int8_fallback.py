@@ -235,85 +235,54 @@ def accuracy_fallback(
     # nets whose attention keeps the int8 share below the floor from the start (transformers): a relative floor
     floor = min_fraction if base_fraction >= min_fraction else min_fraction * base_fraction
     best.rank = rank
-    if rank == "energy":
-        return _energy_search(qdq, float_proto, candidates, measure, int8_fraction, floor, max_layers, done, best,
-                              log, progress)  # fmt: skip
-    ranking = rank_layers(qdq, float_proto, candidates, measure, "int8 fallback: ranking layers", progress)
-    best.ranking = ranking
-    log(
-        "int8 fallback: most sensitive layers "
-        + ", ".join(f"{r['layer']} ({r['ratio']:.2f}x)" for r in ranking[:5])
-        + f"; all int8: {base['ratio']:.2f}x"
-    )
+    energy = rank == "energy"
+    if energy:
+        floor_rec, ranking = rank_by_energy(qdq, float_proto, candidates, measure, int8_fraction, progress)
+        total = sum(r["gain"] for r in ranking)
+        best.ranking = ranking
+        best.energy = {
+            "all_int8": base["energy"], "all_float": floor_rec["energy"], "sum_alone": total,
+            "additivity": total / max(base["energy"] - floor_rec["energy"], 1e-12),
+        }  # fmt: skip
+        log(
+            "int8 fallback: largest energy per MAC "
+            + ", ".join(f"{r['layer']} ({r['gain']:.3f})" for r in ranking[:5])
+            + f"; all int8 {base['energy']:.3f}, all float {floor_rec['energy']:.3f}, layers alone sum to {total:.3f}"
+        )
+    else:
+        ranking = rank_layers(qdq, float_proto, candidates, measure, "int8 fallback: ranking layers", progress)
+        best.ranking = ranking
+        log(
+            "int8 fallback: most sensitive layers "
+            + ", ".join(f"{r['layer']} ({r['ratio']:.2f}x)" for r in ranking[:5])
+            + f"; all int8: {base['ratio']:.2f}x"
+        )
     floated: list[str] = []
     for r in ranking:
         if len(floated) >= max_layers:
             break
-        trial = float_layers(qdq, float_proto, [*floated, r["layer"]])
-        fraction = int8_fraction(trial)
-        if fraction < floor:
-            log(f"int8 fallback: {r['layer']} would leave {fraction:.1%} of MACs in int8 (< {floor:.0%}); stop")
-            break
-        floated.append(r["layer"])
-        m = measure(trial)
-        best.steps.append({"floated": list(floated), "int8_mac_fraction": fraction, **m})
-        log(f"int8 fallback: +{r['layer']} float: worst {m['worst']} {m['ratio']:.2f}x, int8 MACs {fraction:.1%}")
-        if (m["loss"], m["ratio"]) < (best.loss, best.ratio) or (m["passed"] and not best.passed):
-            best.proto, best.floated, best.passed = trial, list(floated), m["passed"]
-            best.loss, best.ratio, best.int8_fraction = m["loss"], m["ratio"], fraction
-        if done(m):
-            break
-    return best
-
-
-def _energy_search(
-    qdq: Any,
-    float_proto: Any,
-    candidates: Sequence[str],
-    measure: Callable[[Any], dict[str, Any]],
-    int8_fraction: Callable[[Any], float],
-    floor: float,
-    max_layers: int,
-    done: Callable[[dict[str, Any]], bool],
-    best: FallbackResult,
-    log: Callable[[str], None],
-    progress: bool,
-) -> FallbackResult:
-    """``rank="energy"`` (module contract): rank each layer alone in int8, take them by energy per MAC."""
-    floor_rec, ranking = rank_by_energy(qdq, float_proto, candidates, measure, int8_fraction, progress)
-    base_energy = best.base["energy"]
-    total = sum(r["gain"] for r in ranking)
-    best.ranking = ranking
-    best.energy = {
-        "all_int8": base_energy, "all_float": floor_rec["energy"], "sum_alone": total,
-        "additivity": total / max(base_energy - floor_rec["energy"], 1e-12),
-    }  # fmt: skip
-    log(
-        "int8 fallback: largest energy per MAC "
-        + ", ".join(f"{r['layer']} ({r['gain']:.3f})" for r in ranking[:5])
-        + f"; all int8 {base_energy:.3f}, all float {floor_rec['energy']:.3f}, layers alone sum to {total:.3f}"
-    )
-    floated: list[str] = []
-    for r in ranking:
-        if len(floated) >= max_layers:
-            break
-        if r["gain"] <= 0:
+        if energy and r["gain"] <= 0:
             log("int8 fallback: no other layer carries error energy of its own; stop")
             break
         trial = float_layers(qdq, float_proto, [*floated, r["layer"]])
         fraction = int8_fraction(trial)
-        if fraction < floor:
-            log(f"int8 fallback: {r['layer']} would leave {fraction:.1%} of MACs in int8 (< {floor:.0%}); skip")
-            continue
+        if fraction < floor:  # energy: smaller layers further down the list may still fit
+            log(f"int8 fallback: {r['layer']} would leave {fraction:.1%} of MACs in int8 (< {floor:.0%}); "
+                + ("skip" if energy else "stop"))  # fmt: skip
+            if energy:
+                continue
+            break
         floated.append(r["layer"])
         m = measure(trial)
         best.steps.append({"floated": list(floated), "int8_mac_fraction": fraction, **m})
         log(
-            f"int8 fallback: +{r['layer']} float: worst {m['worst']} {m['ratio']:.2f}x, energy {m['energy']:.3f}, "
-            f"int8 MACs {fraction:.1%}"
+            f"int8 fallback: +{r['layer']} float: worst {m['worst']} {m['ratio']:.2f}x"
+            + (f", energy {m['energy']:.3f}" if energy else "") + f", int8 MACs {fraction:.1%}"
         )
-        best.proto, best.floated, best.passed = trial, list(floated), m["passed"]
-        best.loss, best.ratio, best.int8_fraction = m["loss"], m["ratio"], fraction
+        # energy keeps the last state (the additive model's lowest); gate the lowest loss it measured
+        if energy or (m["loss"], m["ratio"]) < (best.loss, best.ratio) or (m["passed"] and not best.passed):
+            best.proto, best.floated, best.passed = trial, list(floated), m["passed"]
+            best.loss, best.ratio, best.int8_fraction = m["loss"], m["ratio"], fraction
         if done(m):
             break
     return best
