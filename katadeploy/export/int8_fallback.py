@@ -239,7 +239,6 @@ def accuracy_fallback(
     if energy:
         floor_rec, ranking = rank_by_energy(qdq, float_proto, candidates, measure, int8_fraction, progress)
         total = sum(r["gain"] for r in ranking)
-        best.ranking = ranking
         best.energy = {
             "all_int8": base["energy"], "all_float": floor_rec["energy"], "sum_alone": total,
             "additivity": total / max(base["energy"] - floor_rec["energy"], 1e-12),
@@ -251,12 +250,12 @@ def accuracy_fallback(
         )
     else:
         ranking = rank_layers(qdq, float_proto, candidates, measure, "int8 fallback: ranking layers", progress)
-        best.ranking = ranking
         log(
             "int8 fallback: most sensitive layers "
             + ", ".join(f"{r['layer']} ({r['ratio']:.2f}x)" for r in ranking[:5])
             + f"; all int8: {base['ratio']:.2f}x"
         )
+    best.ranking = ranking
     floated: list[str] = []
     for r in ranking:
         if len(floated) >= max_layers:
@@ -286,4 +285,3 @@ def accuracy_fallback(
         if done(m):
             break
     return best
-

@@ -121,7 +121,7 @@ class CandidateScorer:
         whole: Metrics | None = None
         for idx in groups:
             m = compare_on(self.vset, self.reference, raw, self.model, test_scale=scale, index=idx)
-            whole = whole or m  # groups[0] is the whole set
+            whole = m if whole is None else whole  # groups[0] is the whole set
             key = (selection_loss(m, self.precision), m.worst(self.precision).ratio, m)
             if worst is None or key[:2] > worst[:2]:
                 worst = key
