@@ -589,13 +589,25 @@ def group_weight(la: Layer, k: int) -> str:
     return f"{la.weight}{GROUP_SEP}{k}"
 
 
+def bias_group(la: Layer) -> int:
+    """The group conv of grouped layer ``la`` that carries its bias: the one whose INT32 bias step (its input scale
+    x its weight scale) is widest for its narrowest output channel. The bias's INT32 code is ``bias / step``, so a
+    group whose weight scales are tiny cannot hold it: with 32 groups on g170e-b15c192 (2026-12-07) group 0 (the
+    narrowest, near-dead input channels, whose all-zero weight columns GPTQ scales at 1e-12) overflowed INT32 and
+    the graph read 27x KataGo's limit."""
+    assert la.groups is not None and la.group_ranges is not None and la.w_scale is not None
+    spans = np.array([hi - lo for lo, hi in la.group_ranges], np.float64)
+    return int(np.argmax(spans * np.asarray(la.w_scale, np.float64).min(axis=0)))
+
+
 def _split_groups(node: Any, la: Layer, extra_inits: list[Any]) -> list[Any]:
     """The nodes that replace conv ``node`` (already smoothed: input ``x/s``, weight ``W*s``): per channel group a
-    ``Gather`` of its channels and a ``Conv`` with those weight columns (the bias on group 0), then a ``Sum`` into
-    the original output. Same function, same MACs; each group's input gets its own Q/DQ scale."""
+    ``Gather`` of its channels and a ``Conv`` with those weight columns (the bias on :func:`bias_group`'s), then a
+    ``Sum`` into the original output. Same function, same MACs; each group's input gets its own Q/DQ scale."""
     from onnx import helper, numpy_helper
 
     assert la.groups is not None
+    bias_k = bias_group(la)
     w = {i.name: i for i in extra_inits}[node.input[1]]
     ws = numpy_helper.to_array(w)
     out: list[Any] = []
@@ -617,7 +629,7 @@ def _split_groups(node: Any, la: Layer, extra_inits: list[Any]) -> list[Any]:
         conv.CopyFrom(node)
         conv.name = group_node(la.node, k)
         del conv.input[:]
-        conv.input.extend([_group_input(la, k), wk, *(node.input[2:3] if k == 0 else [])])
+        conv.input.extend([_group_input(la, k), wk, *(node.input[2:3] if k == bias_k else [])])
         del conv.output[:]
         conv.output.append(f"{node.output[0]}{GROUP_SEP}{k}")
         partial.append(conv.output[0])
@@ -675,7 +687,10 @@ def apply_weights(qdq: Any, repair: Repair) -> int:
                     raise KatadeployError(f"INT8 repair: {name} has a quantized bias the repair did not see")
                 xs = numpy_helper.to_array(inits[dq_inputs(node.input[0])[1]]).astype(np.float64)
                 new_scale = (xs * w_scale.astype(np.float64)).astype(np.float32)
-                put(bq, np.rint(la.bias / new_scale.astype(np.float64)).astype(np.int32))
+                codes = np.rint(la.bias / new_scale.astype(np.float64))
+                if not np.all(np.abs(codes) < 2**31):  # also NaN: a zero step
+                    raise KatadeployError(f"INT8 repair: {name}'s bias does not fit INT32 at its input x weight scale")
+                put(bq, codes.astype(np.int32))
                 put(bs, new_scale)
         patched += 1
     return patched
@@ -691,6 +706,7 @@ __all__ = [
     "Layer",
     "Repair",
     "apply_weights",
+    "bias_group",
     "bias_name",
     "column_scales",
     "fake_quant",

@@ -254,7 +254,7 @@ def test_grouped_activations_split_each_conv_into_group_convs_with_their_own_sca
                 np.testing.assert_array_equal(inits[ws], la.w_scale[:, k])
                 lo, hi = la.group_ranges[k]
                 np.testing.assert_allclose(inits[producer[node.input[0]].input[1]], (hi - lo) / 255, rtol=1e-6)
-                assert (len(node.input) > 2) == (k == 0 and la.bias is not None)  # the bias once, on group 0
+                assert (len(node.input) > 2) == (k == R.bias_group(la) and la.bias is not None)  # the bias once
         # the per-layer fallback floats a layer as a unit: every group conv of c2, nothing of c1
         from katadeploy.export.int8_fallback import float_layers
 
@@ -265,6 +265,45 @@ def test_grouped_activations_split_each_conv_into_group_convs_with_their_own_sca
                 from_dq = [prod.get(i) == "DequantizeLinear" for i in n.input[:2]]
                 assert from_dq == ([False, False] if R.layer_of(n.name) == "c2" else [True, True]), n.name
     assert 0 < errors[2] < errors[1], errors
+
+
+def test_the_bias_sits_on_a_group_whose_int32_step_can_hold_it(tmp_path):
+    """A conv whose narrowest channel group has all-zero weights (GPTQ scales them at 1e-12): its bias goes on the
+    other group, the INT32 codes are finite and the QDQ graph stays close to float. On group 0 the bias overflowed
+    INT32 (g170e-b15c192 with 32 groups: 27x KataGo's limit, 2026-12-07)."""
+    rng = np.random.default_rng(3)
+    proto = _tiny_graph(rng)
+    w1 = next(i for i in proto.graph.initializer if i.name == "w1")
+    dead = numpy_helper.to_array(w1).copy()
+    dead[:, 2:] = 0  # the two narrowest input channels (ranges 0.2 and 0.02): group 0 of two
+    w1.CopyFrom(numpy_helper.from_array(dead, "w1"))
+    x = _inputs(rng, 32)
+    repair = R.plan_repair(proto, ["c1", "c2", "mm"], _runner(proto, x), "u8", 0.0, act_groups=2)
+    c1 = repair.layers[0]
+    assert c1.groups is not None and sorted(c1.groups[0].tolist()) == [2, 3]
+    assert c1.w_scale is not None and c1.w_scale[:, 0].max() < 1e-9  # the dead group's scale
+    assert R.bias_group(c1) == 1
+    smoothed, out = tmp_path / "smoothed.onnx", tmp_path / "qdq.onnx"
+    onnx.save(repair.proto, str(smoothed))
+    _quantize(smoothed, out, "minmax", repair.ranges, repair.quantize_names(["c1", "c2", "mm"]), tmp_path, False,
+              "u8")  # fmt: skip
+    qdq = onnx.load(str(out))
+    assert R.apply_weights(qdq, repair) == 3
+    inits = {i.name: numpy_helper.to_array(i) for i in qdq.graph.initializer}
+    producer = {o: n for n in qdq.graph.node for o in n.output}
+    node = next(n for n in qdq.graph.node if n.name == R.group_node("c1", 1))
+    bq, bs, *_ = producer[node.input[2]].input
+    np.testing.assert_allclose(inits[bq] * inits[bs], c1.bias, atol=float(inits[bs].max()))
+    feed = {"x": x[:4]}
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, feed)[0]
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    got = ort.InferenceSession(qdq.SerializeToString(), so).run(None, feed)[0]
+    assert np.abs(got - want).max() / np.abs(want).max() < 0.05
+    # a bias no group can hold is a clear error, not a silently wrapped INT32
+    c1.bias = c1.bias * 1e30
+    with pytest.raises(R.KatadeployError, match="does not fit INT32"):
+        R.apply_weights(onnx.load(str(out)), repair)
 
 
 def test_group_nodes_limit_the_split_to_the_named_convs():

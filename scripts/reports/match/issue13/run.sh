@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 13's required matches, run a slice at a time: every call continues each match's ledger (--resume), so the
 # games add up across sessions and machines. Usage: bash run.sh PAIR [GAMES] [MATCH-OPTION...]
-# (PAIR: b6-fp16 | b6-int8 | b6-int8g | b15-9-fp16 | b15-9-int8)
+# (PAIR: b6-fp16 | b6-int8 | b6-int8g | b15-9-fp16 | b15-9-int8 | b6-katago-9)
 # The players are content-fingerprinted (katadeploy.artifact.content_sha256): the FP32/FP16 artifacts re-export to
 # the same fingerprint (make_artifacts.sh); the INT8 one is kept in artifacts/ because its calibration is not
 # bit-reproducible across CPUs. Validated on the Zen 3 that built it it misses KataGo's FP16 gate by 1.14x (policy KL
@@ -34,6 +34,8 @@ case $pair in
            set -- --board 9 --visits 64 --games "${games:-200}" --net g170e-b15c192 ;;
   b15-9-int8) a=$art/g170-b15c192-s1672170752-d466197061-onnx-int8-9x9.onnx; b=$art/g170-b15c192-s1672170752-d466197061-onnx-fp32-9x9.onnx
            set -- --board 9 --visits 64 --games "${games:-200}" --net g170e-b15c192 ;;
+  b6-katago-9) a=$b6; b=katago:$b6  # the search-fidelity check: katadeploy's engine against the real KataGo, same net
+           set -- --board 9 --visits 16 --games "${games:-400}" ;;
   *) echo "unknown pair $pair" >&2; exit 2 ;;
 esac
 exec katadeploy match "$a" "$b" "$@" "${extra[@]}" --resume -o "$here/$pair"
