@@ -13,6 +13,9 @@ Contract
   g170-b6c96 (2026-12-07, scripts/reports/int8/groups/README.md "Widening the every-size set"): it removes clipping
   tails (16 groups, one calibration seed: worst set 3.27x -> 1.01x KataGo's limit at M = 1.15) and costs the 19x19
   policy KL, which is quadratic in the step (8 groups: oracle 0.86x -> 1.49x at 1.15).
+- ``options["int8_group_tail"]`` T (default 0: off): each group's range first widened by T times the gap between
+  its most extreme calibration position and its 10th (:func:`katadeploy.export.int8_repair.tail_range`): headroom
+  where one position set the maximum, the calibration maximum where many reach it.
 
 The defaults (16 groups, margin 1.15, floor 0.5) with onnx_int8's 768 calibration positions and GPTQ's Hessians on
 all of them are the first recipe that passed KataGo's FP16 gate on g170-b6c96 for three calibration seeds, on four
@@ -67,6 +70,7 @@ class GroupSpec:
     auto: int | None = None  # auto: how many convs (0: AUTO_SHARE of them)
     floor: float = DEFAULT_GROUP_FLOOR
     margin: float = DEFAULT_GROUP_MARGIN
+    tail: float = 0.0
 
     @property
     def grouped(self) -> bool:
@@ -107,9 +111,10 @@ def group_spec(options: dict[str, Any]) -> GroupSpec:
         raise KatadeployError(f"int8_act_groups must be at least 1, not {groups}")
     floor = _bounded(options, "int8_group_floor", DEFAULT_GROUP_FLOOR, 0.0, 1.0)
     margin = _bounded(options, "int8_group_margin", DEFAULT_GROUP_MARGIN, 1.0, 4.0)
+    tail = _bounded(options, "int8_group_tail", 0.0, 0.0, 4.0)
     scopes = scope_list(options.get("int8_group_scopes"))
     if not scopes:
-        return GroupSpec(groups, floor=floor, margin=margin)
+        return GroupSpec(groups, floor=floor, margin=margin, tail=tail)
     if groups < 2:
         raise KatadeployError("int8_group_scopes needs int8_act_groups of 2 or more")
     head = scopes[0].strip().lower()
@@ -119,8 +124,8 @@ def group_spec(options: dict[str, Any]) -> GroupSpec:
         n = head.partition(":")[2]
         if n and (not n.isdigit() or int(n) < 1):
             raise KatadeployError(f"int8_group_scopes=auto:N needs a positive whole N, not {n!r}")
-        return GroupSpec(groups, auto=int(n) if n else 0, floor=floor, margin=margin)
-    return GroupSpec(groups, tuple(scopes), floor=floor, margin=margin)
+        return GroupSpec(groups, auto=int(n) if n else 0, floor=floor, margin=margin, tail=tail)
+    return GroupSpec(groups, tuple(scopes), floor=floor, margin=margin, tail=tail)
 
 
 def scoped_nodes(spec: GroupSpec, quantize: Sequence[str]) -> list[str] | None:

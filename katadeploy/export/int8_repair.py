@@ -78,6 +78,8 @@ DEFAULT_ALPHA = 0.5
 SAMPLE_VALUES = 1_000_000  # activation values kept per tensor for the MSE range search
 MSE_GRID = 48  # clip factors tried, from MSE_MIN_CLIP to 1 of the max
 MSE_MIN_CLIP = 0.25
+#: ``group_tail``: the k-th largest per-position maximum the tail headroom is measured from (see :func:`tail_range`)
+TAIL_K = 10
 GPTQ_BLOCK = 128
 GPTQ_DAMP = 0.01
 SEED = 0
@@ -150,6 +152,7 @@ class Repair:
     act_groups: int = 1
     group_floor: float = 0.0
     group_margin: float = 1.0
+    group_tail: float = 0.0
 
     @property
     def grouped(self) -> bool:
@@ -166,6 +169,7 @@ class Repair:
             "recipe": "per-channel smoothing + MSE activation ranges + GPTQ weight rounding"
             if not grouped
             else f"per-channel smoothing + {self.act_groups} activation groups per conv input (max ranges"
+            + (f" + {self.group_tail:g} x their tail's spread" if self.group_tail > 0 else "")
             + (f" x {self.group_margin:g}" if self.group_margin != 1 else "")
             + (f", each at least {self.group_floor:g} of its layer's span" if self.group_floor > 0 else "")
             + f") on {grouped} of {len(self.layers)} nodes"
@@ -175,6 +179,7 @@ class Repair:
             "grouped_nodes": grouped,
             "group_floor": self.group_floor,
             "group_margin": self.group_margin,
+            "group_tail": self.group_tail,
             "smooth_alpha": self.alpha,
             "repaired_nodes": len(self.layers),
             "bias_correction": self.bias_correction,
@@ -377,6 +382,7 @@ def plan_repair(
     group_nodes: Collection[str] | None = None,
     group_floor: float = 0.0,
     group_margin: float = 1.0,
+    group_tail: float = 0.0,
 ) -> Repair:
     """Smoothing scales, MSE ranges and GPTQ weights for the repairable ``nodes`` of ``proto`` (see the module
     contract); returns the smoothed FP32 graph with them. ``run`` streams the graph's tensors over the
@@ -385,6 +391,8 @@ def plan_repair(
     ``group_nodes`` only those of them (the rest keep one MSE range per input). ``group_floor`` F > 0 widens each
     group's range to at least F times the span of its layer's groups (the clipping guard, see "Activation groups");
     ``group_margin`` M >= 1 first stretches each group's own range M times (headroom for unseen positions).
+    ``group_tail`` T > 0 first widens each group's range by T times its calibration tail's spread
+    (:func:`tail_range`): headroom where one position set the maximum, little where many reach it.
     ``hessian_run`` streams the positions of the second pass instead (GPTQ's Hessians cost ``K^2`` per board point,
     so a caller may pass fewer positions, spread over every board size like the first pass's)."""
     from onnx import helper, numpy_helper
@@ -397,6 +405,8 @@ def plan_repair(
         raise KatadeployError(f"int8_group_floor must be in [0, 1], not {group_floor}")
     if not 1.0 <= group_margin <= 4.0:
         raise KatadeployError(f"int8_group_margin must be in [1, 4], not {group_margin}")
+    if not 0.0 <= group_tail <= 4.0:
+        raise KatadeployError(f"int8_group_tail must be in [0, 4], not {group_tail}")
     layers = find_layers(proto, nodes)
     if not layers:
         raise KatadeployError("INT8 repair: no Conv/MatMul node with a constant weight to repair")
@@ -407,6 +417,8 @@ def plan_repair(
     ch_min: dict[tuple[str, str], np.ndarray] = {}
     ch_max: dict[tuple[str, str], np.ndarray] = {}
     samples: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in keys}
+    # per position and channel, the extremes of each conv input (group_tail's headroom)
+    pos_ext: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in keys if k[1] == "conv"}
     # pass 1: per-channel min and max, and a sample of (value, channel) per input tensor
     chunks = 0
     for values in run(tensors, "int8 repair: input statistics"):
@@ -418,6 +430,8 @@ def plan_repair(
             lo, hi = x.min(axis=axes), x.max(axis=axes)
             ch_min[key] = lo if key not in ch_min else np.minimum(ch_min[key], lo)
             ch_max[key] = hi if key not in ch_max else np.maximum(ch_max[key], hi)
+            if conv and group_tail > 0:
+                pos_ext[key].append((x.min(axis=(2, 3)), x.max(axis=(2, 3))))
             idx = rng.integers(0, x.size, min(SAMPLE_VALUES // 16, x.size))
             ch = (idx // (x.shape[2] * x.shape[3])) % x.shape[1] if conv else idx % x.shape[-1]
             samples[key].append((x.ravel()[idx], ch))
@@ -440,10 +454,14 @@ def plan_repair(
             # channels sorted by their range, split into act_groups groups; each group's range is the true min/max
             # of its channels (no MSE clip: a group's clip does not hold on unseen positions, see the module notes)
             la.groups = [np.sort(g) for g in np.array_split(np.argsort(smax, kind="stable"), act_groups)]
-            la.group_ranges = [
-                _group_range(group_margin * float(smin[g].min()), group_margin * float(smax[g].max()), activations)
-                for g in la.groups
-            ]
+            if group_tail > 0:
+                p_lo = np.concatenate([a for a, _ in pos_ext[key]]) / la.s
+                p_hi = np.concatenate([b for _, b in pos_ext[key]]) / la.s
+                bounds = [tail_range(p_lo[:, g].min(axis=1), p_hi[:, g].max(axis=1), group_tail) for g in la.groups]
+            else:
+                bounds = [(float(smin[g].min()), float(smax[g].max())) for g in la.groups]
+            la.group_ranges = [_group_range(group_margin * b_lo, group_margin * b_hi, activations)
+                               for b_lo, b_hi in bounds]  # fmt: skip
             if group_floor > 0:  # no group narrower than F x the layer's span: a narrow group's max may not hold
                 span_lo, span_hi = min(r[0] for r in la.group_ranges), max(r[1] for r in la.group_ranges)
                 la.group_ranges = [
@@ -544,7 +562,22 @@ def plan_repair(
     keep = [i for i in new.graph.initializer if i.name in used]
     del new.graph.initializer[:]
     new.graph.initializer.extend(keep)
-    return Repair(new, layers, ranges, alpha, bias_correction, act_groups, group_floor, group_margin)
+    return Repair(new, layers, ranges, alpha, bias_correction, act_groups, group_floor, group_margin, group_tail)
+
+
+def tail_range(lows: np.ndarray, highs: np.ndarray, tail: float, k: int = TAIL_K) -> tuple[float, float]:
+    """A group's range from its per-position extremes (``lows``/``highs``: one value per calibration position):
+    the calibration extremes widened by ``tail`` times the gap to the ``k``-th most extreme position.
+
+    Why: under an exponential-type tail the gaps between the largest of N samples shrink like 1/i, so the gap
+    between the largest and the k-th largest (about the tail's scale times ln k) predicts how far a larger sample
+    reaches past the calibration maximum (the scale times the log of the size ratio; ``tail`` ~0.8 for ten times
+    the positions at k = 10). A group whose maximum one position set gets room; a group that many positions fill
+    to the same level keeps its resolution. A fixed margin (``group_margin``) pays the same step everywhere."""
+    k = max(1, min(k, len(highs)))
+    hi = np.sort(highs)[::-1]
+    lo = np.sort(lows)
+    return float(lo[0] - tail * (lo[k - 1] - lo[0])), float(hi[0] + tail * (hi[0] - hi[k - 1]))
 
 
 def _group_range(lo: float, hi: float, activations: str) -> tuple[float, float]:
@@ -707,6 +740,7 @@ __all__ = [
     "Repair",
     "apply_weights",
     "bias_group",
+    "tail_range",
     "bias_name",
     "column_scales",
     "fake_quant",

@@ -404,6 +404,7 @@ def _repaired(
     group_nodes: list[str] | None = None,
     group_floor: float = 0.0,
     group_margin: float = 1.0,
+    group_tail: float = 0.0,
 ) -> tuple[dict[str, Any], Any, Any]:
     """The ``smooth-gptq`` candidate (its summary, the smoothed float graph and the :class:`~katadeploy.export
     .int8_repair.Repair`): :func:`katadeploy.export.int8_repair.plan_repair` on the pre-processed graph,
@@ -435,7 +436,7 @@ def _repaired(
         hessian_run = streamer(_reader_class()(sub))
     repair = int8_repair.plan_repair(pre_proto, quantize, streamer(reader), activations, alpha, req.progress,
                                      bias_correction, act_groups, hessian_run, group_nodes,
-                                     group_floor, group_margin)  # fmt: skip
+                                     group_floor, group_margin, group_tail)  # fmt: skip
     smoothed = tmp / "pre-smoothed.onnx"
     onnx.save(repair.proto, str(smoothed))
     ranges = {**collector.ranges("minmax"), **repair.ranges}
@@ -735,7 +736,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
 
                     def build(dest: Path, nodes: list[str] | None, k: int = spec.act_groups) -> Any:
                         return _repaired(req, pre_proto, quantize, reader, collector, tmp, dest, quant_outputs,
-                                         activations, k, nodes, spec.floor, spec.margin)  # fmt: skip
+                                         activations, k, nodes, spec.floor, spec.margin, spec.tail)  # fmt: skip
 
                     if spec.auto is None:
                         repaired = build(out, scoped_nodes(spec, quantize))

@@ -306,6 +306,36 @@ def test_the_bias_sits_on_a_group_whose_int32_step_can_hold_it(tmp_path):
         R.apply_weights(onnx.load(str(out)), repair)
 
 
+def test_tail_range_gives_room_where_one_position_set_the_maximum():
+    """``tail_range``: the calibration extremes widened by T x the gap to the k-th most extreme position."""
+    many = np.full(40, 2.0)  # forty positions reach 2.0: no room needed
+    assert R.tail_range(-many / 10, many, 0.8) == pytest.approx((-0.2, 2.0))
+    one = np.concatenate([[4.0], np.linspace(1.0, 2.0, 39)])  # one position at 4.0, the 10th at ~1.79
+    lo, hi = R.tail_range(np.zeros(40), one, 0.8, k=10)
+    assert lo == 0.0 and hi == pytest.approx(4.0 + 0.8 * (4.0 - np.sort(one)[::-1][9]))
+    assert R.tail_range(np.zeros(3), np.array([1.0, 3.0, 2.0]), 1.0, k=10) == (0.0, 5.0)  # k capped at the count
+
+
+def test_group_tail_widens_the_group_one_position_stretches(tmp_path):
+    """``group_tail``: with one calibration position far above the rest in one channel, that channel's group gets
+    more room than the other (no margin, no floor); recorded in the summary."""
+    rng = np.random.default_rng(3)
+    proto = _tiny_graph(rng)
+    x = _inputs(rng, 32)
+    x[5, 0] *= 4  # channel 0 (the widest): one position far out
+    run = _runner(proto, x)
+    bare = R.plan_repair(proto, ["c1"], run, "u8", 0.0, act_groups=2).layers[0]
+    tailed = R.plan_repair(proto, ["c1"], run, "u8", 0.0, act_groups=2, group_tail=0.8)
+    la = tailed.layers[0]
+    assert la.groups is not None and bare.group_ranges is not None and la.group_ranges is not None
+    wide = next(k for k, g in enumerate(la.groups) if 0 in g)
+    growth = [t[1] / b[1] for t, b in zip(la.group_ranges, bare.group_ranges)]
+    assert growth[wide] > 1.15 and growth[wide] > growth[1 - wide] >= 1.0, growth
+    assert tailed.summary()["group_tail"] == 0.8 and "tail" in tailed.summary()["recipe"]
+    with pytest.raises(R.KatadeployError, match="int8_group_tail"):
+        R.plan_repair(proto, ["c1"], run, "u8", 0.0, act_groups=2, group_tail=-1)
+
+
 def test_group_nodes_limit_the_split_to_the_named_convs():
     """``group_nodes``: only the named convs are split (the rest keep one MSE range per input); same function."""
     rng = np.random.default_rng(3)
