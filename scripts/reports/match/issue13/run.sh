@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 13's required matches, run a slice at a time: every call continues each match's ledger (--resume), so the
 # games add up across sessions and machines. Usage: bash run.sh PAIR [GAMES] [MATCH-OPTION...]
-# (PAIR: b6-fp16 | b6-int8 | b6-int8g | b15-9-fp16 | b15-9-int8 | b6-katago-9)
+# (PAIR: b6-fp16 | b6-int8 | b6-int8g | b15-9-fp16 | b15-9-int8 | b6-katago-9; the last needs `katadeploy katago install`)
 # The players are content-fingerprinted (katadeploy.artifact.content_sha256): the FP32/FP16 artifacts re-export to
 # the same fingerprint (make_artifacts.sh); the INT8 one is kept in artifacts/ because its calibration is not
 # bit-reproducible across CPUs. Validated on the Zen 3 that built it it misses KataGo's FP16 gate by 1.14x (policy KL
