@@ -631,10 +631,10 @@ def bias_group(la: Layer) -> int:
     16-group graph the widest group's coarser bias codes took the QAT student's agreement with onnxruntime from
     0.33x to 0.60x of the INT8 error (``tests/export/test_int8_qat.py``)."""
     assert la.groups is not None and la.group_ranges is not None and la.w_scale is not None
-    spans = np.array([hi - lo for lo, hi in la.group_ranges], np.float64)
-    steps = spans[None, :] / 255.0 * np.asarray(la.w_scale, np.float64)  # [output channels, groups]
     if la.bias is None:
         return 0
+    spans = np.array([hi - lo for lo, hi in la.group_ranges], np.float64)
+    steps = spans[None, :] / 255.0 * np.asarray(la.w_scale, np.float64)  # [output channels, groups]
     fits = (np.abs(np.asarray(la.bias, np.float64))[:, None] < 2.0**30 * steps).all(axis=0)
     return int(np.argmax(fits)) if fits.any() else int(np.argmax(steps.min(axis=0)))
 
