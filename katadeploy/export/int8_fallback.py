@@ -32,6 +32,10 @@ The summary records the all-float graph's energy, the sum of the layers' energie
 (``additivity``), and every step's measured energy. Why: the gate's own p99/max on a 128-position split is one or
 two positions; ranked by it, the greedy list on g170e-b15c192 was stale after one step (2026-12-07).
 
+``trials`` runs the ranking's trials: by default each one a graph of its own (:class:`GraphTrials`);
+:class:`katadeploy.export.int8_switch.FloatTrials` runs them all in one session. The steps after the ranking, and
+the state kept, are always graphs of their own.
+
 ``margin`` (< 1) asks for headroom: the search goes on until the worst limit ratio is at most ``margin``, not just
 1. The layers are chosen on the same positions that judge them, so a graph that just passes there tends to miss on
 positions it has not seen (g170e-b15c192 9x9: 0.96x on its validation split, 1.52x on fresh positions, the miss one
@@ -46,9 +50,10 @@ is KataGo's own gate metric, not a scalar accuracy.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from katadeploy.export.int8_repair import layer_of
 from katadeploy.progress import Progress
@@ -121,18 +126,58 @@ def _drop_orphans(proto: Any) -> None:
         graph.initializer.remove(t)
 
 
+def gate_record(loss: float, metrics: Any, precision: str = "int8") -> dict[str, Any]:
+    """A score as a record: the loss, the worst limit ratio and which limit it is, whether the gate passed, and the
+    error energy."""
+    w = metrics.worst(precision)
+    return {
+        "loss": float(loss), "ratio": float(w.ratio), "worst": f"{w.metric} {w.stat}",
+        "passed": bool(metrics.passed(precision)), "energy": error_energy(metrics, precision),
+    }  # fmt: skip
+
+
 def gate_measure(score: Callable[[Any], tuple[float, Any]], precision: str = "int8") -> Callable[[Any], dict[str, Any]]:
-    """``score`` as a record: the loss, the worst limit ratio and which limit it is, and whether the gate passed."""
+    """``score(proto)`` as :func:`gate_record`'s record."""
 
     def measure(proto: Any) -> dict[str, Any]:
-        loss, metrics = score(proto)
-        w = metrics.worst(precision)
-        return {
-            "loss": float(loss), "ratio": float(w.ratio), "worst": f"{w.metric} {w.stat}",
-            "passed": bool(metrics.passed(precision)), "energy": error_energy(metrics, precision),
-        }  # fmt: skip
+        return gate_record(*score(proto), precision)
 
     return measure
+
+
+class Trials(Protocol):
+    """How the ranking measures a graph with some layers float: ``measure(floated)`` -> the :func:`gate_record`
+    record, ``fraction(floated)`` -> its int8 share of the MACs."""
+
+    def measure(self, floated: Collection[str]) -> dict[str, Any]: ...
+
+    def fraction(self, floated: Collection[str]) -> float: ...
+
+
+@dataclass
+class GraphTrials:
+    """Each trial a graph of its own: :func:`float_layers` of ``qdq``, measured and counted by the callers'
+    ``measure(proto)`` and ``int8_fraction(proto)`` (the default; :mod:`katadeploy.export.int8_switch` runs the
+    trials in one session instead)."""
+
+    qdq: Any
+    float_proto: Any
+    measure_proto: Callable[[Any], dict[str, Any]]
+    fraction_proto: Callable[[Any], float]
+
+    _last: tuple[frozenset[str], Any] | None = None
+
+    def _graph(self, floated: Collection[str]) -> Any:
+        key = frozenset(floated)
+        if self._last is None or self._last[0] != key:  # measure and fraction of one trial build it once
+            self._last = (key, float_layers(self.qdq, self.float_proto, list(floated)))
+        return self._last[1]
+
+    def measure(self, floated: Collection[str]) -> dict[str, Any]:
+        return self.measure_proto(self._graph(floated))
+
+    def fraction(self, floated: Collection[str]) -> float:
+        return self.fraction_proto(self._graph(floated))
 
 
 def rank_layers(
@@ -142,13 +187,16 @@ def rank_layers(
     measure: Callable[[Any], dict[str, Any]],
     label: str = "int8: ranking layers",
     progress: bool = False,
+    trials: Trials | None = None,
 ) -> list[dict[str, Any]]:
     """Every candidate layer of ``qdq`` returned to float alone and measured (``measure(proto)`` -> a dict with
-    ``loss`` and ``ratio``), most sensitive first: the layers whose float copy leaves the lowest loss."""
+    ``loss`` and ``ratio``, or ``trials.measure``), most sensitive first: the layers whose float copy leaves the
+    lowest loss."""
+    trials = trials or GraphTrials(qdq, float_proto, measure, lambda _p: float("nan"))
     ranking = []
     with Progress(len(candidates), label, quiet=not progress) as bar:
         for name in candidates:
-            ranking.append({"layer": name, **measure(float_layers(qdq, float_proto, [name]))})
+            ranking.append({"layer": name, **trials.measure([name])})
             bar.advance()
     ranking.sort(key=lambda r: (r["loss"], r["ratio"]))
     return ranking
@@ -161,16 +209,19 @@ def rank_by_energy(
     measure: Callable[[Any], dict[str, Any]],
     int8_fraction: Callable[[Any], float],
     progress: bool = False,
+    trials: Trials | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The all-float graph's record, and every candidate measured alone in int8 (the others float): its ``gain``
     (its energy above the all-float graph's) and ``gain_per_mac`` (per share of the MACs it holds,
-    ``int8_mac_fraction`` of that trial), best ``gain_per_mac`` first."""
-    floor_rec = measure(float_layers(qdq, float_proto, candidates))
+    ``int8_mac_fraction`` of that trial), best ``gain_per_mac`` first. ``trials`` (default: a graph per trial)
+    runs the measurements."""
+    trials = trials or GraphTrials(qdq, float_proto, measure, int8_fraction)
+    floor_rec = trials.measure(candidates)
     ranking = []
     with Progress(len(candidates), "int8 fallback: each layer alone in int8", quiet=not progress) as bar:
         for name in candidates:
-            trial = float_layers(qdq, float_proto, [c for c in candidates if c != name])
-            rec = {"layer": name, **measure(trial), "int8_mac_fraction": int8_fraction(trial)}
+            rest = [c for c in candidates if c != name]
+            rec = {"layer": name, **trials.measure(rest), "int8_mac_fraction": trials.fraction(rest)}
             rec["gain"] = rec["energy"] - floor_rec["energy"]
             rec["gain_per_mac"] = rec["gain"] / max(rec["int8_mac_fraction"], 1e-12)
             ranking.append(rec)
@@ -193,12 +244,15 @@ class FallbackResult:
     ranking: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     energy: dict[str, Any] = field(default_factory=dict)
+    ranking_s: float = 0.0
+    trials: str = "graph"
 
     def summary(self) -> dict[str, Any]:
         return {
             "floated": self.floated, "passed": self.passed, "loss": self.loss, "worst_ratio": self.ratio,
             "int8_mac_fraction": self.int8_fraction, "before": self.base, "ranking": self.ranking,
             "steps": self.steps, "margin": self.margin, "rank": self.rank,
+            "ranking_seconds": round(self.ranking_s, 1), "trials": self.trials,
             **({"energy": self.energy} if self.energy else {}),
         }  # fmt: skip
 
@@ -217,6 +271,7 @@ def accuracy_fallback(
     rank: str = DEFAULT_RANK,
     log: Callable[[str], None] = lambda _s: None,
     progress: bool = False,
+    trials: Trials | None = None,
 ) -> FallbackResult:
     """Return layers of ``qdq`` to float, best-ranked first, until KataGo's gate passes (module contract)."""
     if rank not in RANKS:
@@ -235,9 +290,11 @@ def accuracy_fallback(
     # nets whose attention keeps the int8 share below the floor from the start (transformers): a relative floor
     floor = min_fraction if base_fraction >= min_fraction else min_fraction * base_fraction
     best.rank = rank
+    best.trials = "graph" if trials is None else getattr(trials, "name", type(trials).__name__)
     energy = rank == "energy"
+    t0 = time.perf_counter()
     if energy:
-        floor_rec, ranking = rank_by_energy(qdq, float_proto, candidates, measure, int8_fraction, progress)
+        floor_rec, ranking = rank_by_energy(qdq, float_proto, candidates, measure, int8_fraction, progress, trials)
         total = sum(r["gain"] for r in ranking)
         best.energy = {
             "all_int8": base["energy"], "all_float": floor_rec["energy"], "sum_alone": total,
@@ -249,13 +306,14 @@ def accuracy_fallback(
             + f"; all int8 {base['energy']:.3f}, all float {floor_rec['energy']:.3f}, layers alone sum to {total:.3f}"
         )
     else:
-        ranking = rank_layers(qdq, float_proto, candidates, measure, "int8 fallback: ranking layers", progress)
+        ranking = rank_layers(qdq, float_proto, candidates, measure, "int8 fallback: ranking layers", progress, trials)
         log(
             "int8 fallback: most sensitive layers "
             + ", ".join(f"{r['layer']} ({r['ratio']:.2f}x)" for r in ranking[:5])
             + f"; all int8: {base['ratio']:.2f}x"
         )
-    best.ranking = ranking
+    best.ranking, best.ranking_s = ranking, time.perf_counter() - t0
+    log(f"int8 fallback: ranked {len(ranking)} layers in {best.ranking_s:.0f} s ({best.trials} trials)")
     floated: list[str] = []
     for r in ranking:
         if len(floated) >= max_layers:

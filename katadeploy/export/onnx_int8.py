@@ -578,8 +578,40 @@ def _fallback(req: ExportRequest, qdq: Any, float_proto: Any, quantize: list[str
         max_layers=int(req.options.get("int8_fallback_layers", int8_fallback.DEFAULT_MAX_LAYERS)),
         margin=_margin(req),
         rank=str(req.options.get("int8_fallback_rank", int8_fallback.DEFAULT_RANK)),
-        log=req.log, progress=req.progress,
+        log=req.log, progress=req.progress, trials=_trials(req, qdq, float_proto, quantize, scorer, tmp),
     )  # fmt: skip
+
+
+def _trials(req: ExportRequest, qdq: Any, float_proto: Any, quantize: list[str], scorer: Any, tmp: Path) -> Any:
+    """``options["int8_trials"]``: ``graph`` (default) ranks the fallback's layers with a graph per trial (None
+    here); ``session`` runs every trial in one switched session (:mod:`katadeploy.export.int8_switch`)."""
+    from katadeploy.export import int8_switch
+
+    mode = str(req.options.get("int8_trials", int8_switch.DEFAULT_TRIALS))  # checked by _check_fallback_options
+    if mode == "graph":
+        return None
+    from katadeploy.artifact import candidate_manifest
+    from katadeploy.runtime.onnx_runtime import OnnxEvaluator
+
+    def evaluator(path: Path, extra: dict[str, Any]) -> Any:
+        manifest = candidate_manifest(req.model, req.nn_x, req.nn_y, "onnx", "int8", path, exact=req.exact)
+        return OnnxEvaluator(path, manifest, threads=req.options.get("threads"), extra_inputs=extra)
+
+    rows = onnx_macs(qdq, lambda n, op: int8_role(n, op, req.model, _gpool_float(req)))
+    req.log(f"int8 fallback: ranking trials in one switched session over {len(quantize)} layers")
+    return int8_switch.FloatTrials(qdq, float_proto, quantize, tmp / "int8-switched.onnx", evaluator, scorer.score,
+                                   rows)  # fmt: skip
+
+
+def _check_fallback_options(req: ExportRequest) -> None:
+    """Refuse a fallback option value no search knows before calibration starts, not after it (one line)."""
+    from katadeploy.export.int8_fallback import DEFAULT_RANK, RANKS
+    from katadeploy.export.int8_switch import DEFAULT_TRIALS, TRIALS
+
+    for key, choices, default in (("int8_fallback_rank", RANKS, DEFAULT_RANK), ("int8_trials", TRIALS, DEFAULT_TRIALS)):
+        value = str(req.options.get(key, default))
+        if value not in choices:
+            raise KatadeployError(f"unknown {key} {value!r}; use {' or '.join(choices)}")
 
 
 def needs_fallback(chosen: dict[str, Any], margin: float) -> bool:
@@ -696,6 +728,7 @@ def quantize_int8(req: ExportRequest, proto: Any, path: Path) -> dict[str, Any]:
     activations = str(req.options.get("int8_activations", DEFAULT_ACTIVATIONS)).lower()
     if activations not in ACTIVATIONS:
         raise KatadeployError(f"unknown int8_activations {activations!r}; use {' or '.join(ACTIVATIONS)}")
+    _check_fallback_options(req)
     n_calib = int(req.options.get("calib_positions", DEFAULT_CALIB_POSITIONS))
     n_val = int(req.options.get("val_positions", DEFAULT_VAL_POSITIONS))
     if n_calib < 1 or n_val < 1:

@@ -25,7 +25,7 @@ OPTION_KEYS = frozenset({
     "int8_methods", "int8_activations", "int8_placement", "int8_per_board", "int8_gpool_float", "int8_float_scopes",
     "int8_smooth_alpha", "int8_bias_correction", "int8_hessian_positions", "int8_act_groups", "int8_group_scopes",
     "int8_group_floor", "int8_group_margin", "int8_group_tail",
-    "int8_min_fraction", "int8_fallback_layers", "int8_margin", "int8_fallback_rank",
+    "int8_min_fraction", "int8_fallback_layers", "int8_margin", "int8_fallback_rank", "int8_trials",
     "int8_qat", "int8_qat_steps", "int8_qat_batch", "int8_qat_lr", "int8_qat_seed", "int8_qat_power",
     "int8_qat_range_lr", "int8_qat_start", "int8_qat_positions", "int8_qat_bias_lr",
     # openvino-int8 / tflite-int8 / tensorrt

@@ -176,8 +176,11 @@ class OnnxEvaluator:
             tmp = Path(so.optimized_model_filepath)
             if tmp.is_file():
                 tmp.replace(self.session_cache)  # type: ignore[arg-type]
+        #: constant feeds for graph inputs beyond the manifest's (``extra_inputs``: name -> array), e.g. the layer
+        #: switches of :mod:`katadeploy.export.int8_switch`; the caller may change their values between runs
+        self.extra_feed: dict[str, np.ndarray] = dict(opts.get("extra_inputs") or {})
         names = [i.name for i in self.session.get_inputs()]
-        if names != self.input_names:
+        if names != [*self.input_names, *self.extra_feed]:
             raise KatadeployError(
                 f"{self.path.name}: graph inputs {names} do not match its manifest ({self.input_names}); re-export it"
             )
@@ -202,6 +205,7 @@ class OnnxEvaluator:
         feed = dict(zip(self.input_names, arrays))
         if len(feed["spatial"]) == 0:
             raise ValueError("empty batch")
+        feed.update(self.extra_feed)
         out = self.session.run(list(OUTPUT_NAMES), feed)
         return RawBatch(*(np.asarray(o, dtype=np.float32) for o in out))
 
