@@ -103,11 +103,11 @@ def float_layers(qdq: Any, float_proto: Any, names: Sequence[str]) -> Any:
                 if q is None or q.op_type != "QuantizeLinear":
                     raise ValueError(f"{node.name}: input {i} is dequantized from {src!r}, not a QuantizeLinear")
                 node.input[i] = q.input[0]
-    _drop_orphans(out)
+    drop_orphans(out)
     return out
 
 
-def _drop_orphans(proto: Any) -> None:
+def drop_orphans(proto: Any) -> None:
     """Remove Q/DQ nodes whose outputs nobody reads, and initializers nobody reads, until none are left."""
     graph = proto.graph
     outputs = {o.name for o in graph.output}
