@@ -2,29 +2,41 @@
 
 Contract
 --------
-:func:`switched_graph` returns a copy of a QDQ graph in which every quantized input of the layers ``names``
-(Conv/MatMul/Gemm nodes, and the per-group convolutions of a conv split into activation groups, as
-:func:`katadeploy.export.int8_fallback.float_layers` takes them) reads ``Where(on, dequantized, float)``. ``on`` is
-one bool scalar graph input per layer, appended after the net's own inputs (:data:`SWITCH_PREFIX` + its index);
-the float tensor is the one ``float_layers`` feeds that input: the activation before its ``QuantizeLinear``, the
-float initializer of the same node in the float graph. Run with a layer's ``on`` false, the graph computes what
-``float_layers(qdq, float_proto, [layer])`` computes. With ``on`` true it computes the int8 layer in float: the
-dequantized codes times the dequantized weights summed in float32. That is what onnxruntime's CPU provider itself
-does with katadeploy's input-only QDQ convolutions (it fuses them into no integer kernel; README): on g170-b6c96's
-16-group graph the two agree exactly. Where a runtime sums the same products in int32 they agree up to float32
-rounding, far below the int8 error itself (``tests/export/test_int8_switch.py`` measures both). onnxruntime cannot
-fuse a ``DequantizeLinear`` that feeds a ``Where`` into an integer kernel, so in this graph every layer runs in
-float.
+:func:`switched_graph` returns a copy of a QDQ graph in which each layer of ``names`` (Conv/MatMul/Gemm nodes, as
+:func:`katadeploy.export.int8_fallback.float_layers` names them) reads ``Where(on, dequantized, float)`` at each
+quantized input. ``on`` is one bool scalar graph input per layer, appended after the net's own inputs
+(:data:`SWITCH_PREFIX` + its index); the float tensor is the one ``float_layers`` feeds that input: the activation
+before its ``QuantizeLinear``, the float initializer of the same node in the float graph.
+
+- An ordinary layer keeps its node and Q/DQ nodes; ``on`` picks between them and the float tensors. With ``on``
+  true it computes the dequantized codes times the dequantized weights, summed in float32: what onnxruntime's CPU
+  provider itself does with katadeploy's input-only QDQ convolutions (it fuses them into no integer kernel; README);
+  where a runtime sums the same products in int32 (the test's tiny graph), equal up to float32 rounding.
+- A conv split into activation groups (``NODE__groupK`` convs over ``Gather``-ed channels, summed) becomes one
+  conv again: the groups' channels gathered in group order, fake-quantized per channel with each group's scale and
+  zero point, the groups' dequantized weights (constants, computed here) side by side, the bias of the group that
+  carries it. Same products, summed in another order and in one conv: on kata1-b18c384nbt's 32-group graph a
+  trial runs at the float graph's speed (8 19x19 positions on 2 cores: 1.54 s; the QDQ graph 2.86 s, FP32 1.38 s,
+  the unmerged switched graph 2.54 s; 2026-12-08). One layer int8 and the rest float, it computes what
+  ``float_layers`` leaves to float rounding (g170-b6c96, 16 groups: max 2e-5 against the layer's own error of
+  0.005-0.27). All int8, a last-bit difference flips a few int8 codes downstream: the outputs' mean difference
+  from the QDQ graph is 0.08 of its int8 error (median 1e-7). Enough to rank layers by their error, not to
+  judge a graph.
+
+Run with a layer's ``on`` false, the graph computes what ``float_layers(qdq, float_proto, [layer])`` computes.
+onnxruntime cannot fuse a ``DequantizeLinear`` that feeds a ``Where`` into an integer kernel, so in this graph every
+layer runs in float.
 
 :class:`FloatTrials` holds that session: ``measure(floated)`` runs the graph with the layers ``floated`` float and
 the rest int8 and returns :func:`katadeploy.export.int8_fallback.gate_record`'s record, through the caller's
 ``score(evaluator) -> (loss, metrics)``; ``fraction(floated)`` is that graph's int8 share of the MACs, from the
 MAC rows of the QDQ graph, without building it.
 
-Why: each trial of the fallback's ranking otherwise writes a graph, opens a session on it (onnxruntime's QDQ
-fusion included) and runs it: ~40 s on kata1-b18c384nbt on 2 cores, 113 trials for its energy ranking. Here a
-trial is one run of the split. The fallback's own steps and its result are still real QDQ graphs run by
-onnxruntime's integer kernels (``int8_trials=session`` changes the ranking's cost, not what is measured).
+Why: each trial of the fallback's ranking otherwise builds a graph (``float_layers``, shape inference for its MAC
+count), writes it, opens an onnxruntime session on it and runs it: ~45-60 s on kata1-b18c384nbt's 32-group graph
+on 2 cores, 114 trials for its energy ranking. The fallback's own steps and its result are still real QDQ graphs
+(``int8_trials=session`` changes what the ranking costs, not what judges the graph). On g170-b6c96 (16 groups)
+both kinds of trial give the same ranking and energies to the printed digits.
 """
 
 from __future__ import annotations
